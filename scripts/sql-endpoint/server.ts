@@ -1,0 +1,190 @@
+// A local HTTP endpoint that speaks Neon's SQL-over-HTTP protocol in front of any PostgreSQL, so
+// the unchanged `@neondatabase/serverless` driver (and drizzle's neon-http) works without a cloud
+// account. Protocol: shared/design/neon-sql-over-http.md.
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { QueryResultRow } from "pg";
+import {
+  EndpointError,
+  MAX_REQUEST_BYTES,
+  MAX_RESPONSE_BYTES,
+  encodeParam,
+  errorBody,
+  headerFlag,
+  isPostgresError,
+  parseBatchOptions,
+  parseBody,
+  parseConnectionString,
+  resultBody,
+  startTransactionSql,
+  type QueryItem,
+  type QueryOutcome,
+} from "./protocol.ts";
+import { SessionPool, type Session, type Upstream } from "./pool.ts";
+
+export interface SqlEndpointOptions {
+  upstream: Upstream;
+  /** Interface to listen on. Loopback unless deliberately changed. */
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** A fixed delay added to every request, to feel production's edge-to-region round trip. */
+  delayMs?: number;
+  maxConnectionsPerKey?: number;
+  idleTimeoutMs?: number;
+  /** Called for every request that reached the database, after it answered (tests count them). */
+  onQuery?: (queries: QueryItem[]) => void;
+}
+
+export interface SqlEndpoint {
+  /** The URL to give `neonConfig.fetchEndpoint`, ending in `/sql`. */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const CORS_HEADERS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "OPTIONS, POST",
+  "Access-Control-Allow-Headers":
+    "Authorization, Neon-Connection-String, Neon-Raw-Text-Output, Neon-Array-Mode, Neon-Pool-Opt-In, " +
+    "Neon-Batch-Read-Only, Neon-Batch-Isolation-Level, Neon-Batch-Deferrable",
+  "Access-Control-Max-Age": "86400",
+};
+
+// Every value comes back as PostgreSQL's text output: no parsing on the endpoint.
+const RAW_TEXT_TYPES = { getTypeParser: () => (value: string) => value };
+
+function send(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
+  if (res.writableEnded || res.destroyed) return;
+  res.writeHead(status, {
+    ...CORS_HEADERS,
+    "Content-Type": "application/json",
+    "Content-Length": Buffer.byteLength(body),
+    ...extra,
+  });
+  res.end(body);
+}
+
+function sendError(res: ServerResponse, status: number, error: unknown): void {
+  send(res, status, JSON.stringify(errorBody(error)));
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > MAX_REQUEST_BYTES) {
+    throw new EndpointError(413, `request is too large (max is ${MAX_REQUEST_BYTES} bytes)`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_REQUEST_BYTES) {
+      throw new EndpointError(413, `request is too large (max is ${MAX_REQUEST_BYTES} bytes)`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function runQuery(session: Session, item: QueryItem): Promise<QueryOutcome> {
+  const result = await session.client.query<QueryResultRow & unknown[]>({
+    text: item.query,
+    values: item.params.map(encodeParam),
+    rowMode: "array",
+    // Extended protocol even without parameters: one statement per query, as on Neon.
+    queryMode: "extended",
+    types: RAW_TEXT_TYPES,
+  } as Parameters<typeof session.client.query>[0] & { queryMode: "extended" });
+  return {
+    fields: result.fields ?? [],
+    rows: result.rows ?? [],
+    command: result.command ?? "",
+    rowCount: result.rowCount ?? null,
+  };
+}
+
+export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<SqlEndpoint> {
+  const pool = new SessionPool({
+    upstream: options.upstream,
+    maxPerKey: options.maxConnectionsPerKey ?? 32,
+    idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+  });
+  const delayMs = options.delayMs ?? 0;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path !== "/sql") throw new EndpointError(400, `unknown path ${path}: the SQL endpoint is POST /sql`);
+    if (req.method === "OPTIONS") {
+      res.writeHead(200, { ...CORS_HEADERS, Allow: "OPTIONS, POST" });
+      res.end();
+      return;
+    }
+    if (req.method !== "POST") throw new EndpointError(400, `method ${req.method} is not supported: use POST /sql`);
+
+    const body = await readBody(req);
+    if (delayMs > 0) await sleep(delayMs);
+    const credentials = parseConnectionString(req.headers["neon-connection-string"] as string | undefined);
+    const request = parseBody(body);
+    const batchOptions = request.batch ? parseBatchOptions(req.headers) : undefined;
+    const rawText = headerFlag(req.headers["neon-raw-text-output"]);
+    const arrayMode = headerFlag(req.headers["neon-array-mode"]);
+
+    const session = await pool.acquire(credentials);
+    let healthy = false;
+    const cancelOnDisconnect = () => {
+      if (!res.writableEnded) void pool.cancel(session);
+    };
+    res.once("close", cancelOnDisconnect);
+    try {
+      const outcomes: QueryOutcome[] = [];
+      if (batchOptions) {
+        await session.client.query(startTransactionSql(batchOptions));
+        for (const item of request.queries) outcomes.push(await runQuery(session, item));
+        await session.client.query("COMMIT");
+      } else {
+        outcomes.push(await runQuery(session, request.queries[0]!));
+      }
+      healthy = true;
+      options.onQuery?.(request.queries);
+      const results = outcomes.map((outcome, i) =>
+        resultBody(outcome, request.queries[i]!.arrayMode ?? arrayMode, rawText),
+      );
+      const json = JSON.stringify(batchOptions ? { results } : results[0]);
+      if (Buffer.byteLength(json) > MAX_RESPONSE_BYTES) {
+        throw new EndpointError(507, `response is too large (max is ${MAX_RESPONSE_BYTES} bytes)`);
+      }
+      send(res, 200, json, batchOptions?.echo);
+    } finally {
+      res.off("close", cancelOnDisconnect);
+      pool.release(session, healthy);
+    }
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (error instanceof EndpointError) return sendError(res, error.status, error);
+      // PostgreSQL's own errors (bad SQL, failed authentication) are the user's: 400, as on Neon.
+      if (isPostgresError(error)) return sendError(res, 400, error);
+      sendError(res, 500, error);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `http://${urlHost}:${port}/sql`,
+    port,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await pool.close();
+    },
+  };
+}
