@@ -1,0 +1,54 @@
+// Configuration of the local stack, read once from the environment (and `.env` when present).
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { DEFAULT_DATA_DIR, DEFAULT_PG_PORT } from "./postgres.ts";
+
+const port = (name: string, fallback: number) =>
+  z.coerce
+    .number({ error: `${name} must be a TCP port number` })
+    .int(`${name} must be a whole number`)
+    .min(1, `${name} must be between 1 and 65535`)
+    .max(65535, `${name} must be between 1 and 65535`)
+    .default(fallback);
+
+const LocalConfigSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://")
+    .optional(),
+  LOCAL_DATA_DIR: z.string().default(DEFAULT_DATA_DIR),
+  LOCAL_PG_PORT: port("LOCAL_PG_PORT", DEFAULT_PG_PORT),
+  LOCAL_SQL_PORT: port("LOCAL_SQL_PORT", 4445),
+  LOCAL_SQL_HOST: z.string().default("127.0.0.1"),
+  LOCAL_SQL_DELAY_MS: z.coerce
+    .number({ error: "LOCAL_SQL_DELAY_MS must be a number of milliseconds" })
+    .min(0, "LOCAL_SQL_DELAY_MS cannot be negative")
+    .default(0),
+  WORKER_PORT: port("WORKER_PORT", 8787),
+});
+
+export type LocalConfig = z.infer<typeof LocalConfigSchema>;
+
+/** Reads the environment (after `.env`, if present); exits with one clear line on a bad value. */
+export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConfig {
+  if (env === process.env && existsSync(resolve(".env"))) process.loadEnvFile(resolve(".env"));
+  const parsed = LocalConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) console.error(`error: ${issue.message}`);
+    process.exit(2);
+  }
+  return parsed.data;
+}
+
+/** `--delay-ms N` on the command line overrides LOCAL_SQL_DELAY_MS. */
+export function delayFromArgs(args: string[], fallback: number): number {
+  const index = args.indexOf("--delay-ms");
+  if (index === -1) return fallback;
+  const value = Number(args[index + 1]);
+  if (!Number.isFinite(value) || value < 0) {
+    console.error("error: --delay-ms needs a number of milliseconds, e.g. --delay-ms 20");
+    process.exit(2);
+  }
+  return value;
+}
