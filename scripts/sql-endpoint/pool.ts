@@ -4,10 +4,14 @@
 import pg from "pg";
 import type { Credentials } from "./protocol.ts";
 
-/** What Neon's proxy runs when a connection goes back to its pool: nothing of a session survives. */
-const RESET_SESSION_SQL =
-  "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; " +
-  "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
+/**
+ * Neon's proxy runs `ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE
+ * ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES` when a
+ * connection goes back to its pool. `DISCARD ALL` is documented as exactly that list plus DISCARD
+ * PLANS, in one statement; ROLLBACK is sent first only when a transaction is open, because a
+ * needless ROLLBACK makes PostgreSQL log a warning on every request.
+ */
+const RESET_SESSION_SQL = "DISCARD ALL";
 
 export interface Upstream {
   host: string;
@@ -26,6 +30,8 @@ export interface Session {
   key: string;
   config: pg.ClientConfig;
   broken: boolean;
+  /** The transaction status from the last ReadyForQuery: I (idle), T (in a transaction), E (failed). */
+  transactionStatus: string;
 }
 
 interface KeyPool {
@@ -68,7 +74,11 @@ export class SessionPool {
       this.discard(session);
       return;
     }
-    session.client.query(RESET_SESSION_SQL).then(
+    const reset =
+      session.transactionStatus === "I"
+        ? session.client.query(RESET_SESSION_SQL)
+        : session.client.query("ROLLBACK").then(() => session.client.query(RESET_SESSION_SQL));
+    reset.then(
       () => this.handOver(session),
       () => this.discard(session),
     );
@@ -117,9 +127,13 @@ export class SessionPool {
       options: "-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=postgres",
     };
     const client = new pg.Client(config);
-    const session: Session = { client, key, config, broken: false };
+    const session: Session = { client, key, config, broken: false, transactionStatus: "I" };
     client.on("error", () => {
       session.broken = true;
+    });
+    const connection = (client as unknown as { connection: import("node:events").EventEmitter }).connection;
+    connection.on("readyForQuery", (message: { status: string }) => {
+      session.transactionStatus = message.status;
     });
     try {
       await client.connect();

@@ -1,0 +1,7 @@
+// Bindings the worker tests receive from vitest.config.ts (injected by test/global-setup.ts).
+declare namespace Cloudflare {
+  interface Env {
+    DATABASE_URL?: string;
+    LOCAL_SQL_ENDPOINT?: string;
+  }
+}
