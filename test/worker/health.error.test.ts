@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import app from "../../src/index.ts";
 
-async function call(path: string, bindings: Record<string, unknown>, headers: Record<string, string> = {}) {
+async function call(path: string, bindings: object, headers: Record<string, string> = {}) {
   const ctx = createExecutionContext();
   const res = await app.fetch(new Request(`http://localhost${path}`, { headers }), bindings, ctx);
   await waitOnExecutionContext(ctx);

@@ -1,0 +1,55 @@
+// A real PostgreSQL session for the Node scripts (migrations need interactive transactions).
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import pg from "pg";
+import { DEFAULT_DATABASE, DEFAULT_PG_PORT } from "../local/postgres.ts";
+
+export const LOCAL_DATABASE_URL = `postgresql://postgres:postgres@127.0.0.1:${DEFAULT_PG_PORT}/${DEFAULT_DATABASE}`;
+
+/** DATABASE_URL from the environment or `.env`; without it, the local stack's database. */
+export function databaseUrlFromEnv(): { url: string; local: boolean } {
+  if (!process.env.DATABASE_URL && existsSync(resolve(".env"))) process.loadEnvFile(resolve(".env"));
+  const url = process.env.DATABASE_URL;
+  if (url) {
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      throw new Error("DATABASE_URL must be a postgres:// or postgresql:// connection string");
+    }
+    return { url, local: false };
+  }
+  return { url: LOCAL_DATABASE_URL, local: true };
+}
+
+export class ConnectionError extends Error {}
+
+export async function connect(url: string, local = false): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: "edge-tenants" });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    const where = (() => {
+      try {
+        const u = new URL(url);
+        return `${u.hostname}:${u.port || 5432}`;
+      } catch {
+        return "DATABASE_URL";
+      }
+    })();
+    const hint = local
+      ? "DATABASE_URL is not set, so the local database was tried: start it with `npm run db` (or `npm run dev`), or set DATABASE_URL"
+      : "check DATABASE_URL";
+    throw new ConnectionError(`cannot connect to PostgreSQL at ${where}: ${(error as Error).message}; ${hint}`);
+  }
+  return client;
+}
+
+/** Takes the advisory lock, waiting at most `timeoutMs`; false when another run still holds it. */
+export async function waitForAdvisoryLock(client: pg.ClientBase, key: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1) AS locked", [key]);
+    if (rows[0]!.locked) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, Math.min(200, Math.max(10, deadline - Date.now()))));
+  }
+}

@@ -1,0 +1,164 @@
+// `npm run migrate -- [status] [--dry-run] [--json] [--batch-size N] [--lock-timeout S]`
+import { parseArgs } from "node:util";
+import { UsageError, fail } from "../cli-support.ts";
+import { connect, databaseUrlFromEnv } from "../db/connect.ts";
+import { loadMigrations, type MigrationSet } from "./files.ts";
+import { readFleetSummary, readSharedApplied, readTenantStates, verifyLedger } from "./ledger.ts";
+import { MigrationError, migrate, type MigrationPlan } from "./runner.ts";
+import type pg from "pg";
+
+const HELP = `Usage: npm run migrate -- [status] [options]
+
+Applies pending migrations: the shared track once, then the tenant track to every tenant schema,
+under an advisory lock. By default everything is ONE transaction: any error leaves every schema and
+the ledger as they were.
+
+  status              Per track: the head, how many tenants are at which version, which are behind
+  --dry-run           Print the plan; apply nothing
+  --json              Machine-readable output (for CI)
+  --batch-size N      Each batch of N tenants in its own transaction; a re-run resumes after a failure
+  --lock-timeout S    Seconds to wait for another run's lock (default 10)
+
+Exit codes: 0 done (or nothing to do), 1 failed or refused (nothing of the failed transaction kept), 2 bad usage.`;
+
+function head(migrations: MigrationSet["tenant"]): string {
+  return migrations.at(-1)?.name ?? "(none)";
+}
+
+async function status(client: pg.Client, migrations: MigrationSet, json: boolean): Promise<void> {
+  const summary = await readFleetSummary(client);
+  verifyLedger(summary, migrations);
+  const shared = await readSharedApplied(client);
+  const tenants = await readTenantStates(client);
+  const versions = new Map<string, number>();
+  const behind: string[] = [];
+  for (const t of tenants) {
+    const latest = t.applied.at(-1) ?? "(none)";
+    versions.set(latest, (versions.get(latest) ?? 0) + 1);
+    if (migrations.tenant.some((m) => !t.applied.includes(m.name))) behind.push(t.slug);
+  }
+  const sharedPending = migrations.shared.filter((m) => !shared.includes(m.name)).map((m) => m.name);
+  const report = {
+    shared: { head: head(migrations.shared), applied: shared.length, pending: sharedPending },
+    tenant: {
+      head: head(migrations.tenant),
+      tenants: tenants.length,
+      versions: [...versions].map(([version, count]) => ({ version, count })).sort((a, b) => b.version.localeCompare(a.version)),
+      behind,
+    },
+  };
+  if (json) {
+    console.log(JSON.stringify(report, null, 2));
+    return;
+  }
+  console.log(
+    `shared: ${shared.length}/${migrations.shared.length} applied, head ${report.shared.head}` +
+      (sharedPending.length ? `; pending: ${sharedPending.join(", ")}` : " (at head)"),
+  );
+  console.log(`tenant: head ${report.tenant.head}, ${tenants.length} tenant(s)`);
+  for (const v of report.tenant.versions) {
+    console.log(`  ${String(v.count).padStart(7)} at ${v.version}${v.version === report.tenant.head ? " (head)" : ""}`);
+  }
+  if (behind.length) {
+    const shown = behind.slice(0, 20).join(", ");
+    console.log(`  behind: ${shown}${behind.length > 20 ? ` and ${behind.length - 20} more` : ""}`);
+  }
+}
+
+function describePlan(plan: MigrationPlan): string {
+  const lines: string[] = [];
+  for (const m of plan.shared) lines.push(`shared: ${m.name}`);
+  const byPending = new Map<string, string[]>();
+  for (const t of plan.tenants) {
+    const key = t.pending.map((m) => m.name).join(", ");
+    byPending.set(key, [...(byPending.get(key) ?? []), t.tenant.slug]);
+  }
+  for (const [names, slugs] of byPending) {
+    const shown = slugs.slice(0, 10).join(", ") + (slugs.length > 10 ? `, … (${slugs.length} tenants)` : "");
+    lines.push(`tenant: ${names} -> ${shown}`);
+  }
+  return lines.join("\n");
+}
+
+function planJson(plan: MigrationPlan) {
+  return {
+    shared: plan.shared.map((m) => m.name),
+    tenants: plan.tenants.map((t) => ({ slug: t.tenant.slug, pending: t.pending.map((m) => m.name) })),
+    upToDate: plan.upToDate,
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = (() => {
+    try {
+      return parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          "dry-run": { type: "boolean", default: false },
+          json: { type: "boolean", default: false },
+          "batch-size": { type: "string" },
+          "lock-timeout": { type: "string" },
+          help: { type: "boolean", short: "h", default: false },
+        },
+      });
+    } catch (error) {
+      throw new UsageError(`${(error as Error).message} (see --help)`);
+    }
+  })();
+  if (values.help) return console.log(HELP);
+  if (positionals.length > 1 || (positionals[0] && positionals[0] !== "status")) {
+    throw new UsageError(`unknown argument "${positionals.join(" ")}": the only command is status (see --help)`);
+  }
+  let batchSize: number | undefined;
+  if (values["batch-size"] !== undefined) {
+    batchSize = Number(values["batch-size"]);
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError("--batch-size needs a whole number of tenants, at least 1");
+  }
+  let lockTimeoutMs = 10_000;
+  if (values["lock-timeout"] !== undefined) {
+    lockTimeoutMs = Number(values["lock-timeout"]) * 1000;
+    if (!Number.isFinite(lockTimeoutMs) || lockTimeoutMs < 0) throw new UsageError("--lock-timeout needs a number of seconds");
+  }
+
+  const migrations = loadMigrations();
+  const { url, local } = databaseUrlFromEnv();
+  const client = await connect(url, local);
+  try {
+    if (positionals[0] === "status") return await status(client, migrations, values.json);
+    const started = performance.now();
+    const tty = process.stderr.isTTY && !values.json;
+    const result = await migrate(client, {
+      migrations,
+      batchSize,
+      dryRun: values["dry-run"],
+      lockTimeoutMs,
+      onProgress: tty ? (done, total) => process.stderr.write(`\rmigrating tenants: ${done}/${total}`) : undefined,
+    }).catch((error: unknown) => {
+      if (tty) process.stderr.write("\n");
+      if (error instanceof MigrationError && batchSize === undefined && !/Nothing was applied/.test(error.message)) {
+        throw new MigrationError(`${error.message}\nNothing was applied: the whole run was rolled back.`, error.tenant, error.migration);
+      }
+      throw error;
+    });
+    if (tty && result.applied) process.stderr.write("\n");
+    const ms = Math.round(performance.now() - started);
+    const { plan } = result;
+    if (values.json) {
+      console.log(JSON.stringify({ applied: result.applied, dryRun: values["dry-run"], transactions: result.transactions, durationMs: ms, plan: planJson(plan) }, null, 2));
+    } else if (plan.shared.length === 0 && plan.tenants.length === 0) {
+      console.log(`Nothing to migrate: shared and ${plan.upToDate} tenant(s) at head. (${ms} ms)`);
+    } else if (values["dry-run"]) {
+      console.log(`Plan (dry run, nothing applied):\n${describePlan(plan)}`);
+    } else {
+      console.log(
+        `Migrated: ${plan.shared.length} shared migration(s), ${plan.tenants.length} tenant(s) ` +
+          `in ${result.transactions} transaction(s). (${ms} ms)\n${describePlan(plan)}`,
+      );
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+main(process.argv.slice(2)).catch(fail);

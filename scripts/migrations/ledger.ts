@@ -1,0 +1,148 @@
+// The migration ledger (`public.schema_migrations`, the only object in `public`) and the state of
+// the whole fleet, read in one query.
+import type pg from "pg";
+import type { Migration, MigrationSet, Track } from "./files.ts";
+
+export const LEDGER_TABLE = "public.schema_migrations";
+
+/** Every command that changes the catalog or the schemas holds this advisory lock. */
+export const MIGRATION_LOCK_KEY = 7_341_265_019;
+
+export const CREATE_LEDGER_SQL = `
+CREATE TABLE ${LEDGER_TABLE} (
+  schema_name text NOT NULL,
+  track text NOT NULL CHECK (track IN ('shared', 'tenant')),
+  migration text NOT NULL,
+  checksum text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (schema_name, migration)
+);
+CREATE INDEX schema_migrations_track_migration_idx ON ${LEDGER_TABLE} (track, migration);`;
+
+export interface TenantState {
+  id: number;
+  slug: string;
+  schema: string;
+  applied: string[];
+}
+
+export interface LedgerEntry {
+  track: Track;
+  migration: string;
+  /** Distinct checksums recorded for this file (more than one: it was edited between runs). */
+  checksums: string[];
+  /** Schemas it was applied to. */
+  count: number;
+}
+
+/** The whole fleet at a glance: per migration, where it is applied; and how many tenants exist. */
+export interface FleetSummary {
+  tenantCount: number;
+  entries: LedgerEntry[];
+}
+
+export class NotInitializedError extends Error {
+  constructor() {
+    super("the database is not initialized: run `npm run tenants -- init` first");
+  }
+}
+
+export async function ledgerExists(client: pg.ClientBase): Promise<boolean> {
+  const { rows } = await client.query<{ exists: boolean }>(
+    `SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists`,
+  );
+  return rows[0]!.exists;
+}
+
+const FLEET_SUMMARY_SQL = `
+SELECT
+  (SELECT count(*)::int FROM shared.tenants) AS tenant_count,
+  coalesce((
+    SELECT json_agg(json_build_object('track', track, 'migration', migration, 'checksums', checksums, 'count', n))
+    FROM (SELECT track, migration, array_agg(DISTINCT checksum) AS checksums, count(*)::int AS n
+          FROM ${LEDGER_TABLE} GROUP BY track, migration) c
+  ), '[]') AS entries`;
+
+/**
+ * The state of the whole fleet in one query, whatever the tenant count: per migration file, its
+ * checksums and how many schemas have it. At head when every file is everywhere.
+ */
+export async function readFleetSummary(client: pg.ClientBase): Promise<FleetSummary> {
+  if (!(await ledgerExists(client))) throw new NotInitializedError();
+  const { rows } = await client.query<{ tenant_count: number; entries: LedgerEntry[] }>(FLEET_SUMMARY_SQL);
+  return { tenantCount: rows[0]!.tenant_count, entries: rows[0]!.entries };
+}
+
+/** Migrations not yet everywhere: shared ones not applied, tenant ones missing from some tenant. */
+export function behindHead(summary: FleetSummary, migrations: MigrationSet): { shared: string[]; tenant: string[] } {
+  const count = (track: Track, name: string) =>
+    summary.entries.find((e) => e.track === track && e.migration === name)?.count ?? 0;
+  return {
+    shared: migrations.shared.filter((m) => count("shared", m.name) === 0).map((m) => m.name),
+    tenant: migrations.tenant.filter((m) => count("tenant", m.name) < summary.tenantCount).map((m) => m.name),
+  };
+}
+
+const TENANT_STATES_SQL = `
+WITH applied AS (
+  SELECT schema_name, array_agg(migration ORDER BY migration) AS migrations
+  FROM ${LEDGER_TABLE} GROUP BY schema_name
+)
+SELECT t.id::int AS id, t.slug, t.schema_name AS schema, coalesce(a.migrations, '{}') AS applied
+FROM shared.tenants t LEFT JOIN applied a ON a.schema_name = t.schema_name
+ORDER BY t.slug`;
+
+/** What every tenant has applied; read only when the summary says something is pending. */
+export async function readTenantStates(client: pg.ClientBase): Promise<TenantState[]> {
+  return (await client.query<TenantState>(TENANT_STATES_SQL)).rows;
+}
+
+export async function readSharedApplied(client: pg.ClientBase): Promise<string[]> {
+  const { rows } = await client.query<{ migration: string }>(
+    `SELECT migration FROM ${LEDGER_TABLE} WHERE schema_name = 'shared' ORDER BY migration`,
+  );
+  return rows.map((r) => r.migration);
+}
+
+export class LedgerMismatchError extends Error {}
+
+/** Refuses applied files that were edited, and ledger entries this checkout does not have. */
+export function verifyLedger(summary: FleetSummary, migrations: MigrationSet): void {
+  for (const entry of summary.entries) {
+    const file = migrations[entry.track].find((m) => m.name === entry.migration);
+    if (!file) {
+      throw new LedgerMismatchError(
+        `the database has ${entry.track} migration ${entry.migration}, which this checkout does not have: ` +
+          "update your checkout (or restore the file) before going on",
+      );
+    }
+    const other = entry.checksums.find((c) => c !== file.checksum);
+    if (other) {
+      throw new LedgerMismatchError(
+        `migrations/${entry.track}/${entry.migration}.sql was edited after it was applied ` +
+          `(ledger checksum ${other.slice(0, 12)}…, file ${file.checksum.slice(0, 12)}…): ` +
+          "restore the applied file and put the change in a new migration",
+      );
+    }
+  }
+}
+
+export function pendingFor(applied: string[], track: Migration[]): Migration[] {
+  const done = new Set(applied);
+  return track.filter((m) => !done.has(m.name));
+}
+
+/** A multi-row INSERT into the ledger, with literal values already escaped by the client. */
+export function recordSql(
+  client: pg.Client,
+  rows: Array<{ schema: string; migration: Migration }>,
+): string {
+  if (rows.length === 0) return "";
+  const values = rows
+    .map(
+      ({ schema, migration }) =>
+        `(${client.escapeLiteral(schema)}, '${migration.track}', ${client.escapeLiteral(migration.name)}, '${migration.checksum}')`,
+    )
+    .join(",\n");
+  return `INSERT INTO ${LEDGER_TABLE} (schema_name, track, migration, checksum) VALUES\n${values};`;
+}

@@ -1,0 +1,253 @@
+// The migration runner: the shared track once, then the tenant track to every tenant schema, under
+// an advisory lock. Atomic by default (one transaction for everything); with a batch size, each
+// batch of tenants is its own transaction and a re-run resumes where a failure or a kill stopped.
+import type pg from "pg";
+import { waitForAdvisoryLock } from "../db/connect.ts";
+import { migrationSql, type Migration, type MigrationSet } from "./files.ts";
+import {
+  MIGRATION_LOCK_KEY,
+  behindHead,
+  pendingFor,
+  readFleetSummary,
+  readSharedApplied,
+  readTenantStates,
+  recordSql,
+  verifyLedger,
+  type TenantState,
+} from "./ledger.ts";
+
+export interface TenantPlan {
+  tenant: TenantState;
+  pending: Migration[];
+}
+
+export interface MigrationPlan {
+  shared: Migration[];
+  tenants: TenantPlan[];
+  /** Tenants already at head. */
+  upToDate: number;
+}
+
+export interface MigrateOptions {
+  migrations: MigrationSet;
+  /** Tenants per transaction; undefined means one transaction for the whole run. */
+  batchSize?: number;
+  dryRun?: boolean;
+  /** How long to wait for another run's lock before giving up. */
+  lockTimeoutMs?: number;
+  onProgress?: (doneTenants: number, totalTenants: number) => void;
+}
+
+export interface MigrateResult {
+  plan: MigrationPlan;
+  applied: boolean;
+  /** Transactions committed (1 for an atomic run). */
+  transactions: number;
+}
+
+/** A failed run; `tenant` and `migration` say where, `cause` is PostgreSQL's error. */
+export class MigrationError extends Error {
+  readonly tenant?: string;
+  readonly migration?: string;
+  constructor(message: string, tenant?: string, migration?: string) {
+    super(message);
+    this.tenant = tenant;
+    this.migration = migration;
+  }
+}
+
+export class LockBusyError extends Error {}
+
+export function planMigration(
+  sharedApplied: string[],
+  tenantStates: TenantState[],
+  migrations: MigrationSet,
+): MigrationPlan {
+  const shared = pendingFor(sharedApplied, migrations.shared);
+  const tenants: TenantPlan[] = [];
+  let upToDate = 0;
+  for (const tenant of tenantStates) {
+    const pending = pendingFor(tenant.applied, migrations.tenant);
+    if (pending.length) tenants.push({ tenant, pending });
+    else upToDate++;
+  }
+  return { shared, tenants, upToDate };
+}
+
+/** Per-tenant detail, read only when the fleet summary shows pending work. */
+export async function readPlan(client: pg.ClientBase, migrations: MigrationSet): Promise<MigrationPlan> {
+  return planMigration(await readSharedApplied(client), await readTenantStates(client), migrations);
+}
+
+export function planIsEmpty(plan: MigrationPlan): boolean {
+  return plan.shared.length === 0 && plan.tenants.length === 0;
+}
+
+function pgMessage(error: unknown): string {
+  const e = error as { message?: string; code?: string; detail?: string };
+  return `${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ""}${e.detail ? `: ${e.detail}` : ""}`;
+}
+
+async function applyShared(client: pg.Client, pending: Migration[]): Promise<void> {
+  for (const migration of pending) {
+    try {
+      await client.query(migrationSql(migration, "shared"));
+    } catch (error) {
+      throw new MigrationError(`shared migration ${migration.name} failed: ${pgMessage(error)}`, undefined, migration.name);
+    }
+  }
+}
+
+async function applyTenant(client: pg.Client, plan: TenantPlan): Promise<void> {
+  for (const migration of plan.pending) {
+    try {
+      await client.query(migrationSql(migration, plan.tenant.schema));
+    } catch (error) {
+      throw new MigrationError(
+        `migration tenant/${migration.name} failed on tenant ${plan.tenant.slug} (schema ${plan.tenant.schema}): ${pgMessage(error)}`,
+        plan.tenant.slug,
+        migration.name,
+      );
+    }
+  }
+}
+
+const LEDGER_ROWS_PER_INSERT = 5_000;
+
+async function record(client: pg.Client, rows: Array<{ schema: string; migration: Migration }>): Promise<void> {
+  for (let i = 0; i < rows.length; i += LEDGER_ROWS_PER_INSERT) {
+    await client.query(recordSql(client, rows.slice(i, i + LEDGER_ROWS_PER_INSERT)));
+  }
+}
+
+function ledgerRows(plans: TenantPlan[]) {
+  return plans.flatMap((p) => p.pending.map((migration) => ({ schema: p.tenant.schema, migration })));
+}
+
+const LOCKS_HELD_SQL =
+  "SELECT count(*)::int AS n FROM pg_locks WHERE pid = pg_backend_pid() AND locktype NOT IN ('virtualxid', 'transactionid')";
+
+/**
+ * Applies the plan to the shared schema and to one tenant inside a transaction that is rolled back,
+ * counting the locks it took, to tell whether one transaction for every tenant fits the server's
+ * lock table (max_locks_per_transaction x (max_connections + max_prepared_transactions)).
+ */
+export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan): Promise<void> {
+  if (plan.tenants.length === 0) return;
+  const sample = plan.tenants.reduce((a, b) => (b.pending.length > a.pending.length ? b : a));
+  let perTenant: number;
+  let forShared: number;
+  await client.query("BEGIN");
+  try {
+    const count = async () => (await client.query<{ n: number }>(LOCKS_HELD_SQL)).rows[0]!.n;
+    const before = await count();
+    await applyShared(client, plan.shared);
+    const afterShared = await count();
+    await applyTenant(client, sample);
+    perTenant = Math.max(1, (await count()) - afterShared);
+    forShared = afterShared - before;
+  } finally {
+    await client.query("ROLLBACK");
+  }
+  const { rows } = await client.query<{ capacity: number; per_tx: number; conns: number; prepared: number }>(
+    `SELECT current_setting('max_locks_per_transaction')::int AS per_tx,
+            current_setting('max_connections')::int AS conns,
+            current_setting('max_prepared_transactions')::int AS prepared`,
+  );
+  const { per_tx, conns, prepared } = rows[0]!;
+  const capacity = per_tx * (conns + prepared);
+  const needed = forShared + perTenant * plan.tenants.length;
+  // Other sessions use the same lock table: leave them a fifth of it.
+  if (needed > capacity * 0.8) {
+    const suggested = Math.max(1, Math.floor((capacity * 0.5) / perTenant / 100) * 100 || Math.floor((capacity * 0.5) / perTenant));
+    throw new MigrationError(
+      `one transaction for ${plan.tenants.length} tenants would take about ${needed} locks (${perTenant} per tenant), ` +
+        `more than the server's lock table holds safely (max_locks_per_transaction=${per_tx} x ` +
+        `(max_connections=${conns} + max_prepared_transactions=${prepared}) = ${capacity}). Nothing was applied. ` +
+        `Run with --batch-size ${suggested}, or raise max_locks_per_transaction to at least ` +
+        `${Math.ceil(needed / 0.8 / (conns + prepared))} and restart PostgreSQL.`,
+    );
+  }
+}
+
+async function inTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
+  await client.query("BEGIN");
+  try {
+    const result = await work();
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
+
+/** Runs pending migrations. Throws MigrationError (nothing of the failed transaction is kept). */
+export async function migrate(client: pg.Client, options: MigrateOptions): Promise<MigrateResult> {
+  const lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
+  if (!(await waitForAdvisoryLock(client, MIGRATION_LOCK_KEY, lockTimeoutMs))) {
+    throw new LockBusyError(
+      `another migration run (or tenant command) holds the migration lock; waited ${Math.round(lockTimeoutMs / 1000)} s. ` +
+        "Try again when it has finished, or raise --lock-timeout.",
+    );
+  }
+  try {
+    const summary = await readFleetSummary(client);
+    verifyLedger(summary, options.migrations);
+    const behind = behindHead(summary, options.migrations);
+    if (behind.shared.length === 0 && behind.tenant.length === 0) {
+      return { plan: { shared: [], tenants: [], upToDate: summary.tenantCount }, applied: false, transactions: 0 };
+    }
+    const plan = await readPlan(client, options.migrations);
+    if (planIsEmpty(plan) || options.dryRun) return { plan, applied: false, transactions: 0 };
+    const total = plan.tenants.length;
+    const progress = options.onProgress ?? (() => {});
+
+    if (options.batchSize === undefined) {
+      await checkLockCapacity(client, plan);
+      await inTransaction(client, async () => {
+        await applyShared(client, plan.shared);
+        await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
+        for (let i = 0; i < total; i++) {
+          await applyTenant(client, plan.tenants[i]!);
+          if ((i + 1) % 100 === 0) progress(i + 1, total);
+        }
+        await record(client, ledgerRows(plan.tenants));
+      });
+      progress(total, total);
+      return { plan, applied: true, transactions: 1 };
+    }
+
+    let transactions = 0;
+    if (plan.shared.length) {
+      await inTransaction(client, async () => {
+        await applyShared(client, plan.shared);
+        await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
+      });
+      transactions++;
+    }
+    for (let start = 0; start < total; start += options.batchSize) {
+      const batch = plan.tenants.slice(start, start + options.batchSize);
+      try {
+        await inTransaction(client, async () => {
+          for (const tenantPlan of batch) await applyTenant(client, tenantPlan);
+          await record(client, ledgerRows(batch));
+        });
+      } catch (error) {
+        if (!(error instanceof MigrationError)) throw error;
+        throw new MigrationError(
+          `${error.message}\nBatch ${start / options.batchSize + 1} (tenants ${start + 1}-${start + batch.length} of ${total}) ` +
+            `was rolled back; the ${start} tenants before it were migrated and recorded. ` +
+            "Fix the cause and run migrate again to finish the rest.",
+          error.tenant,
+          error.migration,
+        );
+      }
+      transactions++;
+      progress(start + batch.length, total);
+    }
+    return { plan, applied: true, transactions };
+  } finally {
+    await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => {});
+  }
+}

@@ -1,0 +1,161 @@
+// `npm run tenants -- <command>`: initialize the database and manage tenants.
+import { parseArgs } from "node:util";
+import { EXIT_USAGE, UsageError, fail } from "../cli-support.ts";
+import { connect, databaseUrlFromEnv } from "../db/connect.ts";
+import { loadMigrations } from "../migrations/files.ts";
+import {
+  addHost,
+  createTenant,
+  deleteTenant,
+  initDatabase,
+  listTenants,
+  removeHost,
+  setTenantStatus,
+  showTenant,
+  TenantCommandError,
+  type TenantInfo,
+} from "./operations.ts";
+
+const HELP = `Usage: npm run tenants -- <command> [options]
+
+Commands:
+  init                                    Create the shared schema, catalog and migration ledger (at head)
+  create <slug> --name <name> --host <host> [--host <host> ...]
+                                          Create a tenant: catalog rows and schema tenant_<slug> at head
+  list [--json]                           List tenants
+  show <slug> [--json]                    Show one tenant
+  hosts add <slug> <host>                 Add a host (custom domain or subdomain) to a tenant
+  hosts remove <slug> <host>              Remove a host from a tenant
+  suspend <slug>                          Suspend a tenant (its hosts answer 403 tenant_suspended)
+  resume <slug>                           Resume a suspended tenant
+  delete <slug> --yes                     Drop the tenant's schema and catalog rows (irreversible)
+
+Slugs: a lowercase letter, then up to 55 lowercase letters, digits or underscores.
+The database is DATABASE_URL (environment or .env); without it, the local one from \`npm run db\`.
+Exit codes: 0 done, 1 refused or failed (nothing changed), 2 bad usage.`;
+
+function describe(t: TenantInfo): string {
+  const hosts = t.hosts.map((h) => (h.primary ? `${h.host} (primary)` : h.host)).join(", ");
+  return [
+    `slug:    ${t.slug}`,
+    `name:    ${t.name}`,
+    `schema:  ${t.schema}`,
+    `status:  ${t.status}`,
+    `hosts:   ${hosts || "(none)"}`,
+    `created: ${t.createdAt}`,
+    `updated: ${t.updatedAt}`,
+  ].join("\n");
+}
+
+function table(tenants: TenantInfo[]): string {
+  if (tenants.length === 0) return "No tenants yet: create one with `npm run tenants -- create <slug> --name <name> --host <host>`.";
+  const rows = tenants.map((t) => [t.slug, t.status, t.name, t.hosts.map((h) => h.host).join(", ")]);
+  const head = ["SLUG", "STATUS", "NAME", "HOSTS"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+function positionals(args: string[], count: number, usage: string): string[] {
+  if (args.length !== count) throw new UsageError(`usage: npm run tenants -- ${usage}`);
+  return args;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals: args } = (() => {
+    try {
+      return parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          name: { type: "string" },
+          host: { type: "string", multiple: true },
+          json: { type: "boolean", default: false },
+          yes: { type: "boolean", default: false },
+          help: { type: "boolean", short: "h", default: false },
+        },
+      });
+    } catch (error) {
+      throw new UsageError(`${(error as Error).message} (see --help)`);
+    }
+  })();
+  const [command, ...rest] = args;
+  if (values.help || !command) {
+    console.log(HELP);
+    if (!command && !values.help) process.exit(EXIT_USAGE);
+    return;
+  }
+  const known = ["init", "create", "list", "show", "hosts", "suspend", "resume", "delete"];
+  if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
+
+  const migrations = loadMigrations();
+  const { url, local } = databaseUrlFromEnv();
+  const client = await connect(url, local);
+  try {
+    switch (command) {
+      case "init": {
+        positionals(rest, 0, "init");
+        const created = await initDatabase(client, migrations);
+        console.log(
+          created
+            ? `Initialized: schema shared, the tenant catalog and the migration ledger (${migrations.shared.length} shared migration(s) applied).`
+            : "Already initialized: nothing changed.",
+        );
+        break;
+      }
+      case "create": {
+        const [slug] = positionals(rest, 1, "create <slug> --name <name> --host <host> [--host <host> ...]");
+        const tenant = await createTenant(client, migrations, { slug: slug!, name: values.name ?? "", hosts: values.host ?? [] });
+        console.log(values.json ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug}.\n${describe(tenant)}`);
+        break;
+      }
+      case "list": {
+        positionals(rest, 0, "list [--json]");
+        const tenants = await listTenants(client);
+        console.log(values.json ? JSON.stringify(tenants, null, 2) : table(tenants));
+        break;
+      }
+      case "show": {
+        const [slug] = positionals(rest, 1, "show <slug> [--json]");
+        const tenant = await showTenant(client, slug!);
+        if (!tenant) throw new TenantCommandError(`no tenant ${slug}: see \`npm run tenants -- list\``);
+        console.log(values.json ? JSON.stringify(tenant, null, 2) : describe(tenant));
+        break;
+      }
+      case "hosts": {
+        const [action, slug, host] = positionals(rest, 3, "hosts add|remove <slug> <host>");
+        if (action === "add") {
+          await addHost(client, slug!, host!);
+          console.log(`Added host ${host} to tenant ${slug}.`);
+        } else if (action === "remove") {
+          await removeHost(client, slug!, host!);
+          console.log(`Removed host ${host} from tenant ${slug}.`);
+        } else {
+          throw new UsageError(`unknown hosts action "${action}": use hosts add or hosts remove`);
+        }
+        break;
+      }
+      case "suspend":
+      case "resume": {
+        const [slug] = positionals(rest, 1, `${command} <slug>`);
+        await setTenantStatus(client, slug!, command === "suspend" ? "suspended" : "active");
+        console.log(`Tenant ${slug} is now ${command === "suspend" ? "suspended" : "active"}.`);
+        break;
+      }
+      case "delete": {
+        const [slug] = positionals(rest, 1, "delete <slug> --yes");
+        if (!values.yes) {
+          throw new TenantCommandError(
+            `deleting tenant ${slug} drops schema tenant_${slug} and all its data: run again with --yes to confirm`,
+          );
+        }
+        await deleteTenant(client, slug!);
+        console.log(`Deleted tenant ${slug} and schema tenant_${slug}.`);
+        break;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+main(process.argv.slice(2)).catch(fail);

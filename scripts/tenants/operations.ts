@@ -1,0 +1,264 @@
+// Tenant lifecycle on a real PostgreSQL session: init, create, delete, hosts and status. Each
+// change is one transaction under the migration lock; a refused change leaves nothing behind.
+import type pg from "pg";
+import { hostError, normalizeHost, quoteIdent, slugError, tenantSchemaName } from "../../src/tenancy/naming.ts";
+import { migrationSql, type MigrationSet } from "../migrations/files.ts";
+import {
+  CREATE_LEDGER_SQL,
+  LEDGER_TABLE,
+  MIGRATION_LOCK_KEY,
+  behindHead,
+  ledgerExists,
+  readFleetSummary,
+  recordSql,
+  verifyLedger,
+} from "../migrations/ledger.ts";
+
+/** A refused tenant command: one line for the user, and nothing changed. */
+export class TenantCommandError extends Error {}
+
+export interface TenantInfo {
+  id: number;
+  slug: string;
+  name: string;
+  schema: string;
+  status: "active" | "suspended";
+  hosts: Array<{ host: string; primary: boolean }>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const LOCK_TIMEOUT_MS = 10_000;
+
+/** BEGIN, then the migration lock for this transaction (waiting a bounded time), then `work`. */
+async function lockedTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
+  await client.query("BEGIN");
+  try {
+    const deadline = Date.now() + LOCK_TIMEOUT_MS;
+    for (;;) {
+      const { rows } = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock($1) AS ok", [
+        MIGRATION_LOCK_KEY,
+      ]);
+      if (rows[0]!.ok) break;
+      if (Date.now() > deadline) {
+        throw new TenantCommandError("a migration run (or another tenant command) holds the migration lock; try again shortly");
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const result = await work();
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
+
+async function requireInitialized(client: pg.Client): Promise<void> {
+  if (!(await ledgerExists(client))) {
+    throw new TenantCommandError("the database is not initialized: run `npm run tenants -- init` first");
+  }
+}
+
+/** Creates the ledger and the shared schema at head, in one transaction. False if already done. */
+export async function initDatabase(client: pg.Client, migrations: MigrationSet): Promise<boolean> {
+  return lockedTransaction(client, async () => {
+    if (await ledgerExists(client)) return false;
+    const { rows } = await client.query<{ name: string }>(
+      "SELECT nspname AS name FROM pg_namespace WHERE nspname = 'shared' OR nspname LIKE 'tenant\\_%' ESCAPE '\\' LIMIT 1",
+    );
+    if (rows.length) {
+      throw new TenantCommandError(
+        `schema ${rows[0]!.name} exists but the database has no migration ledger (${LEDGER_TABLE}): ` +
+          "it was not initialized by edge-tenants; use an empty database",
+      );
+    }
+    await client.query(CREATE_LEDGER_SQL);
+    for (const migration of migrations.shared) await client.query(migrationSql(migration, "shared"));
+    await client.query(recordSql(client, migrations.shared.map((migration) => ({ schema: "shared", migration }))));
+    return true;
+  });
+}
+
+function checkHosts(hosts: string[]): string[] {
+  const normalized: string[] = [];
+  for (const host of hosts) {
+    const problem = hostError(host);
+    if (problem) throw new TenantCommandError(problem);
+    const n = normalizeHost(host)!;
+    if (!normalized.includes(n)) normalized.push(n);
+  }
+  return normalized;
+}
+
+async function hostOwners(client: pg.Client, hosts: string[]): Promise<Array<{ host: string; slug: string }>> {
+  const { rows } = await client.query<{ host: string; slug: string }>(
+    `SELECT h.host, t.slug FROM shared.tenant_hosts h JOIN shared.tenants t ON t.id = h.tenant_id
+     WHERE h.host = ANY($1::text[]) ORDER BY h.host`,
+    [hosts],
+  );
+  return rows;
+}
+
+export interface CreateTenantInput {
+  slug: string;
+  name: string;
+  hosts: string[];
+}
+
+/** Catalog rows, `CREATE SCHEMA tenant_<slug>`, the tenant tables at head and the ledger, atomically. */
+export async function createTenant(client: pg.Client, migrations: MigrationSet, input: CreateTenantInput): Promise<TenantInfo> {
+  const slugProblem = slugError(input.slug);
+  if (slugProblem) throw new TenantCommandError(slugProblem);
+  const name = input.name?.trim();
+  if (!name) throw new TenantCommandError("a tenant needs a display name: --name \"Acme Inc.\"");
+  if (name.length > 200) throw new TenantCommandError("the display name is longer than 200 characters");
+  if (input.hosts.length === 0) {
+    throw new TenantCommandError(`a tenant needs at least one host: --host ${input.slug}.example.com`);
+  }
+  const hosts = checkHosts(input.hosts);
+  const schema = tenantSchemaName(input.slug);
+
+  await requireInitialized(client);
+  await lockedTransaction(client, async () => {
+    const summary = await readFleetSummary(client);
+    verifyLedger(summary, migrations);
+    const behind = behindHead(summary, migrations);
+    if (behind.shared.length || behind.tenant.length) {
+      const names = [...behind.shared.map((n) => `shared/${n}`), ...behind.tenant.map((n) => `tenant/${n}`)];
+      throw new TenantCommandError(
+        `the database is not at head (pending: ${names.join(", ")}): run \`npm run migrate\` first, then create the tenant`,
+      );
+    }
+    const taken = await client.query("SELECT 1 FROM shared.tenants WHERE slug = $1", [input.slug]);
+    if (taken.rowCount) throw new TenantCommandError(`tenant ${input.slug} already exists`);
+    const owners = await hostOwners(client, hosts);
+    if (owners.length) {
+      throw new TenantCommandError(
+        owners.map((o) => `host ${o.host} already belongs to tenant ${o.slug}`).join("; ") +
+          ": remove it there first (`npm run tenants -- hosts remove " + `${owners[0]!.slug} ${owners[0]!.host}\`)`,
+      );
+    }
+    const orphan = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
+    if (orphan.rowCount) {
+      throw new TenantCommandError(`schema ${schema} already exists but no tenant owns it: drop it or choose another slug`);
+    }
+    const { rows } = await client.query<{ id: number }>(
+      "INSERT INTO shared.tenants (slug, name, schema_name) VALUES ($1, $2, $3) RETURNING id::int",
+      [input.slug, name, schema],
+    );
+    const id = rows[0]!.id;
+    const hostValues = hosts.map((h, i) => `(${client.escapeLiteral(h)}, ${id}, ${i === 0})`).join(", ");
+    const ddl = [
+      `INSERT INTO shared.tenant_hosts (host, tenant_id, is_primary) VALUES ${hostValues};`,
+      `CREATE SCHEMA ${quoteIdent(schema)};`,
+      ...migrations.tenant.map((m) => migrationSql(m, schema)),
+      recordSql(client, migrations.tenant.map((migration) => ({ schema, migration }))),
+    ].join("\n");
+    await client.query(ddl);
+  });
+  return (await showTenant(client, input.slug))!;
+}
+
+const TENANT_INFO_SQL = `
+SELECT t.id::int AS id, t.slug, t.name, t.schema_name AS schema, t.status::text AS status,
+       to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "createdAt",
+       to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "updatedAt",
+       coalesce((SELECT json_agg(json_build_object('host', h.host, 'primary', h.is_primary)
+                                 ORDER BY h.is_primary DESC, h.host)
+                 FROM shared.tenant_hosts h WHERE h.tenant_id = t.id), '[]') AS hosts
+FROM shared.tenants t`;
+
+export async function listTenants(client: pg.Client): Promise<TenantInfo[]> {
+  await requireInitialized(client);
+  return (await client.query<TenantInfo>(`${TENANT_INFO_SQL} ORDER BY t.slug`)).rows;
+}
+
+export async function showTenant(client: pg.Client, slug: string): Promise<TenantInfo | undefined> {
+  await requireInitialized(client);
+  return (await client.query<TenantInfo>(`${TENANT_INFO_SQL} WHERE t.slug = $1`, [slug])).rows[0];
+}
+
+async function requireTenant(client: pg.Client, slug: string): Promise<{ id: number; schema: string; hosts: string[] }> {
+  const problem = slugError(slug);
+  if (problem) throw new TenantCommandError(problem);
+  await requireInitialized(client);
+  const { rows } = await client.query<{ id: number; schema: string; hosts: string[] }>(
+    `SELECT t.id::int AS id, t.schema_name AS schema,
+            coalesce(array_agg(h.host ORDER BY h.host) FILTER (WHERE h.host IS NOT NULL), '{}') AS hosts
+     FROM shared.tenants t LEFT JOIN shared.tenant_hosts h ON h.tenant_id = t.id
+     WHERE t.slug = $1 GROUP BY t.id`,
+    [slug],
+  );
+  if (!rows[0]) throw new TenantCommandError(`no tenant ${slug}: see \`npm run tenants -- list\``);
+  return rows[0];
+}
+
+/** Adds a host to a tenant; returns the hosts whose cached answers are now stale. */
+export async function addHost(client: pg.Client, slug: string, host: string): Promise<string[]> {
+  const [normalized] = checkHosts([host]);
+  return lockedTransaction(client, async () => {
+    const tenant = await requireTenant(client, slug);
+    const owners = await hostOwners(client, [normalized!]);
+    if (owners.length) {
+      const owner = owners[0]!.slug;
+      throw new TenantCommandError(
+        owner === slug ? `tenant ${slug} already has host ${normalized}` : `host ${normalized} already belongs to tenant ${owner}`,
+      );
+    }
+    await client.query("INSERT INTO shared.tenant_hosts (host, tenant_id, is_primary) VALUES ($1, $2, $3)", [
+      normalized,
+      tenant.id,
+      tenant.hosts.length === 0,
+    ]);
+    await client.query("UPDATE shared.tenants SET updated_at = now() WHERE id = $1", [tenant.id]);
+    return [normalized!];
+  });
+}
+
+/** Removes a host (never the last one); the next remaining host becomes primary if needed. */
+export async function removeHost(client: pg.Client, slug: string, host: string): Promise<string[]> {
+  const normalized = normalizeHost(host) ?? host;
+  return lockedTransaction(client, async () => {
+    const tenant = await requireTenant(client, slug);
+    if (!tenant.hosts.includes(normalized)) throw new TenantCommandError(`tenant ${slug} has no host ${normalized}`);
+    if (tenant.hosts.length === 1) {
+      throw new TenantCommandError(
+        `${normalized} is the only host of tenant ${slug}: add another host first, or delete the tenant`,
+      );
+    }
+    await client.query("DELETE FROM shared.tenant_hosts WHERE host = $1", [normalized]);
+    await client.query(
+      `UPDATE shared.tenant_hosts SET is_primary = true
+       WHERE host = (SELECT min(host) FROM shared.tenant_hosts WHERE tenant_id = $1)
+         AND NOT EXISTS (SELECT 1 FROM shared.tenant_hosts WHERE tenant_id = $1 AND is_primary)`,
+      [tenant.id],
+    );
+    await client.query("UPDATE shared.tenants SET updated_at = now() WHERE id = $1", [tenant.id]);
+    return [normalized];
+  });
+}
+
+/** Suspends or resumes a tenant; returns its hosts (their cached answers are stale). */
+export async function setTenantStatus(client: pg.Client, slug: string, status: "active" | "suspended"): Promise<string[]> {
+  return lockedTransaction(client, async () => {
+    const tenant = await requireTenant(client, slug);
+    const { rowCount } = await client.query(
+      "UPDATE shared.tenants SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2",
+      [tenant.id, status],
+    );
+    if (!rowCount) throw new TenantCommandError(`tenant ${slug} is already ${status}`);
+    return tenant.hosts;
+  });
+}
+
+/** Drops the tenant's schema and its catalog and ledger rows, atomically; returns its hosts. */
+export async function deleteTenant(client: pg.Client, slug: string): Promise<string[]> {
+  return lockedTransaction(client, async () => {
+    const tenant = await requireTenant(client, slug);
+    await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(tenant.schema)} CASCADE`);
+    await client.query(`DELETE FROM ${LEDGER_TABLE} WHERE schema_name = $1`, [tenant.schema]);
+    await client.query("DELETE FROM shared.tenants WHERE id = $1", [tenant.id]);
+    return tenant.hosts;
+  });
+}

@@ -1,0 +1,57 @@
+// Tenant tables, written once. `defineTenantTables` builds them for one PostgreSQL schema; the
+// Worker binds them per tenant through `tenantTables` (memoized, size-bounded), and drizzle-kit
+// sees them bound to the placeholder schema `tenant` (scripts/migrations/tenant-placeholder.ts).
+// Nothing here is a ready-to-query global: handlers get tables from the request context.
+import { sql } from "drizzle-orm";
+import { boolean, integer, pgSchema, serial, text, timestamp, type PgSchema } from "drizzle-orm/pg-core";
+
+export function defineTenantTables(schema: PgSchema) {
+  const itemStatus = schema.enum("item_status", ["draft", "published", "archived"]);
+
+  const users = schema.table("users", {
+    id: serial("id").primaryKey(),
+    email: text("email").notNull().unique(),
+    fullName: text("full_name"),
+    hashedPassword: text("hashed_password").notNull(),
+    isActive: boolean("is_active").notNull().default(true),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true })
+      .notNull()
+      .defaultNow()
+      .$onUpdate(() => sql`now()`),
+  });
+
+  const items = schema.table("items", {
+    id: serial("id").primaryKey(),
+    title: text("title").notNull(),
+    description: text("description"),
+    status: itemStatus("status").notNull().default("draft"),
+    ownerId: integer("owner_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  });
+
+  return { itemStatus, users, items };
+}
+
+export type TenantTables = ReturnType<typeof defineTenantTables>;
+
+const MAX_BOUND_TENANTS = 1_000;
+const bound = new Map<string, TenantTables>();
+
+/**
+ * The tenant tables bound to one tenant schema (`tenant_<slug>`, from the catalog). Memoized with
+ * LRU eviction, so an isolate serving many tenants keeps at most MAX_BOUND_TENANTS sets.
+ */
+export function tenantTables(schemaName: string): TenantTables {
+  let tables = bound.get(schemaName);
+  if (tables) {
+    bound.delete(schemaName);
+  } else {
+    tables = defineTenantTables(pgSchema(schemaName));
+    if (bound.size >= MAX_BOUND_TENANTS) bound.delete(bound.keys().next().value!);
+  }
+  bound.set(schemaName, tables);
+  return tables;
+}
