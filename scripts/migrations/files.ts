@@ -20,7 +20,10 @@ export interface MigrationSet {
   tenant: Migration[];
 }
 
-export const MIGRATIONS_DIR = resolve(import.meta.dirname, "../../migrations");
+/** `migrations/` of this checkout; MIGRATIONS_DIR points elsewhere (tests use fixture sets). */
+export const MIGRATIONS_DIR = process.env.MIGRATIONS_DIR
+  ? resolve(process.env.MIGRATIONS_DIR)
+  : resolve(import.meta.dirname, "../../migrations");
 
 const PLACEHOLDER_QUALIFIER = `${quoteIdent(PLACEHOLDER_SCHEMA)}.`;
 
