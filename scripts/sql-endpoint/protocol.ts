@@ -96,11 +96,12 @@ export function parseBatchOptions(headers: Record<string, string | string[] | un
 }
 
 export function startTransactionSql(options: BatchOptions): string {
-  let sql = "START TRANSACTION";
-  if (options.isolationLevel) sql += ` ISOLATION LEVEL ${options.isolationLevel}`;
-  if (options.readOnly) sql += ", READ ONLY";
-  if (options.deferrable) sql += ", DEFERRABLE";
-  return sql;
+  // Commas go between modes only: `START TRANSACTION, READ ONLY` is a syntax error.
+  const modes: string[] = [];
+  if (options.isolationLevel) modes.push(`ISOLATION LEVEL ${options.isolationLevel}`);
+  if (options.readOnly) modes.push("READ ONLY");
+  if (options.deferrable) modes.push("DEFERRABLE");
+  return modes.length > 0 ? `START TRANSACTION ${modes.join(", ")}` : "START TRANSACTION";
 }
 
 function parseQueryItem(value: unknown): QueryItem {

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { QueryResultRow } from "pg";
+import type { QueryArrayConfig } from "pg";
 import {
   EndpointError,
   MAX_REQUEST_BYTES,
@@ -71,32 +71,61 @@ function sendError(res: ServerResponse, status: number, error: unknown): void {
   send(res, status, JSON.stringify(errorBody(error)));
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > MAX_REQUEST_BYTES) {
-    throw new EndpointError(413, `request is too large (max is ${MAX_REQUEST_BYTES} bytes)`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_REQUEST_BYTES) {
-      throw new EndpointError(413, `request is too large (max is ${MAX_REQUEST_BYTES} bytes)`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+// Past the limit the rest of the body is still read and dropped (not `break`ing out of the stream,
+// which destroys the socket mid-request), so the 413 reaches the client and the keep-alive
+// connection stays usable; a client that keeps sending far past the limit is cut off.
+const DISCARD_LIMIT_BYTES = 8 * MAX_REQUEST_BYTES;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  const tooLarge = () => new EndpointError(413, `request is too large (max is ${MAX_REQUEST_BYTES} bytes)`);
+  if (Number(req.headers["content-length"] ?? 0) > MAX_REQUEST_BYTES) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (settled) {
+        if (size > DISCARD_LIMIT_BYTES) req.socket.destroy();
+        return;
+      }
+      if (size > MAX_REQUEST_BYTES) {
+        settled = true;
+        chunks.length = 0;
+        return reject(tooLarge());
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => {
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(chunks).toString("utf8"));
+    });
+    const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
+      reject(error);
+    };
+    req.once("error", fail);
+    req.once("close", () => fail(new Error("the client closed the request before sending all of it")));
+  });
+}
+
+function responseTooLarge(): EndpointError {
+  return new EndpointError(507, `response is too large (max is ${MAX_RESPONSE_BYTES} bytes)`);
 }
 
 async function runQuery(session: Session, item: QueryItem): Promise<QueryOutcome> {
-  const result = await session.client.query<QueryResultRow & unknown[]>({
+  // Extended protocol even without parameters: one statement per query, as on Neon.
+  // (`queryMode` is pg's, missing from @types/pg.)
+  const config: QueryArrayConfig & { queryMode: "extended" } = {
     text: item.query,
     values: item.params.map(encodeParam),
     rowMode: "array",
-    // Extended protocol even without parameters: one statement per query, as on Neon.
     queryMode: "extended",
     types: RAW_TEXT_TYPES,
-  } as Parameters<typeof session.client.query>[0] & { queryMode: "extended" });
+  };
+  const result = await session.client.query<unknown[]>(config);
   return {
     fields: result.fields ?? [],
     rows: result.rows ?? [],
@@ -138,23 +167,29 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
     };
     res.once("close", cancelOnDisconnect);
     try {
-      const outcomes: QueryOutcome[] = [];
+      // Each result is serialised as it arrives and counted against the response limit, so an
+      // oversized batch fails before COMMIT: a 507 never leaves a batch committed behind the
+      // client's back (the session is discarded, which rolls the transaction back).
+      const parts: string[] = [];
+      let size = 0;
+      const run = async (item: QueryItem) => {
+        const outcome = await runQuery(session, item);
+        const part = JSON.stringify(resultBody(outcome, item.arrayMode ?? arrayMode, rawText));
+        size += Buffer.byteLength(part);
+        if (size > MAX_RESPONSE_BYTES) throw responseTooLarge();
+        parts.push(part);
+      };
       if (batchOptions) {
         await session.client.query(startTransactionSql(batchOptions));
-        for (const item of request.queries) outcomes.push(await runQuery(session, item));
+        for (const item of request.queries) await run(item);
         await session.client.query("COMMIT");
       } else {
-        outcomes.push(await runQuery(session, request.queries[0]!));
+        await run(request.queries[0]!);
       }
       healthy = true;
       options.onQuery?.(request.queries);
-      const results = outcomes.map((outcome, i) =>
-        resultBody(outcome, request.queries[i]!.arrayMode ?? arrayMode, rawText),
-      );
-      const json = JSON.stringify(batchOptions ? { results } : results[0]);
-      if (Buffer.byteLength(json) > MAX_RESPONSE_BYTES) {
-        throw new EndpointError(507, `response is too large (max is ${MAX_RESPONSE_BYTES} bytes)`);
-      }
+      const json = batchOptions ? `{"results":[${parts.join(",")}]}` : parts[0]!;
+      if (Buffer.byteLength(json) > MAX_RESPONSE_BYTES) throw responseTooLarge();
       send(res, 200, json, batchOptions?.echo);
     } finally {
       res.off("close", cancelOnDisconnect);
