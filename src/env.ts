@@ -1,7 +1,16 @@
 import { z } from "zod";
-import type { Database } from "./db/client.ts";
+import type { TenantDatabase } from "./db/client.ts";
+import type { TenantRecord } from "./tenancy/resolve.ts";
+import type { TenantTables } from "./db/schema/tenant.ts";
 
-/** Worker configuration, parsed once at the fetch boundary. */
+const seconds = (name: string, fallback: number, min = 1) =>
+  z.coerce
+    .number({ error: `${name} must be a number of seconds` })
+    .int(`${name} must be a whole number of seconds`)
+    .min(min, `${name} must be at least ${min}`)
+    .default(fallback);
+
+/** Worker configuration, parsed once per environment at the fetch boundary. */
 export const WorkerConfigSchema = z.object({
   DATABASE_URL: z
     .string({ error: "DATABASE_URL is not set: run `wrangler secret put DATABASE_URL` (production) or `npm run dev` (local)" })
@@ -11,16 +20,37 @@ export const WorkerConfigSchema = z.object({
    * never has it, so the driver talks to Neon.
    */
   LOCAL_SQL_ENDPOINT: z.url({ error: "LOCAL_SQL_ENDPOINT must be a URL such as http://127.0.0.1:4445/sql" }).optional(),
+  /** How long an isolate trusts its own memory of a host's tenant. */
+  TENANT_MEMORY_TTL_SECONDS: seconds("TENANT_MEMORY_TTL_SECONDS", 30),
+  /** ... and of a host that has no tenant. */
+  TENANT_NEGATIVE_TTL_SECONDS: seconds("TENANT_NEGATIVE_TTL_SECONDS", 10),
+  /** KV entries for known hosts (KV's minimum is 60). */
+  TENANT_KV_TTL_SECONDS: seconds("TENANT_KV_TTL_SECONDS", 300, 60),
+  /** KV entries for unknown hosts. */
+  TENANT_KV_NEGATIVE_TTL_SECONDS: seconds("TENANT_KV_NEGATIVE_TTL_SECONDS", 60, 60),
+  /**
+   * Benchmarks only: `cache` (default) resolves through memory, KV and the catalog; `catalog` queries
+   * the catalog on every request (the naive approach); `fixed:<slug>` skips resolution entirely.
+   */
+  TENANT_RESOLUTION: z
+    .string()
+    .regex(/^(cache|catalog|fixed:[a-z][a-z0-9_]{0,55})$/, "TENANT_RESOLUTION is cache, catalog or fixed:<slug>")
+    .default("cache"),
 });
 
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 
 export type AppEnv = {
-  /** `Env` comes from `wrangler types`; the two strings are secrets/vars, checked by the schema above. */
+  /** `Env` comes from `wrangler types`; the strings are secrets/vars, checked by the schema above. */
   Bindings: Env & Partial<Record<keyof WorkerConfig, string>>;
   Variables: {
     config: WorkerConfig;
-    db: Database;
     requestId: string;
+    /** The request's tenant, set by the tenancy middleware from the catalog. */
+    tenant: TenantRecord;
+    /** Drizzle over HTTP, bound to this tenant's tables and the shared ones. */
+    db: TenantDatabase;
+    /** This tenant's tables (schema `tenant_<slug>`), for the query builder. */
+    tables: TenantTables;
   };
 };

@@ -2,10 +2,15 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../env.ts";
 
-/** Every error a client can see has one of these machine-readable codes. */
+/** Every error a client can see has one of these machine-readable codes, and only this status. */
 export const ERROR_STATUS = {
-  bad_request: 400,
+  invalid_host: 400,
+  validation_error: 400,
+  tenant_not_found: 403,
+  tenant_suspended: 403,
   not_found: 404,
+  user_not_found: 404,
+  email_taken: 409,
   misconfigured: 500,
   internal_error: 500,
   database_unavailable: 503,
@@ -14,19 +19,47 @@ export const ERROR_STATUS = {
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 export class AppError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
+  readonly code: ErrorCode;
+  readonly headers: Record<string, string>;
+  /** Extra machine-readable facts, e.g. the fields at fault in a validation error. */
+  readonly details?: unknown;
+  constructor(code: ErrorCode, message: string, options: { headers?: Record<string, string>; details?: unknown } = {}) {
     super(message);
+    this.code = code;
+    this.headers = options.headers ?? {};
+    this.details = options.details;
   }
+}
+
+/** PostgreSQL's SQLSTATE of a driver error, looking through drizzle's wrapper. */
+export function sqlState(error: unknown): string | undefined {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
+    if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}
+
+function messages(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error as { message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
+    parts.push(String(e.message ?? e));
+    e = e.cause as typeof e;
+  }
+  return parts.join(" | ");
 }
 
 /** Whether an error from the driver means the database could not be reached at all. */
 export function isDatabaseUnreachable(error: unknown): boolean {
-  const message = error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : "";
-  return /Error connecting to database|Server error \(HTTP status 5\d\d\)|fetch failed|ECONNREFUSED/i.test(message);
+  return /Error connecting to database|Server error \(HTTP status 5\d\d\)|fetch failed|ECONNREFUSED|Network connection lost/i.test(
+    messages(error),
+  );
+}
+
+/** Whether a query failed because a tenant's schema (or its tables) no longer exists. */
+export function isMissingSchema(error: unknown, schemaName: string): boolean {
+  const state = sqlState(error);
+  return (state === "3F000" || state === "42P01" || state === "42704") && messages(error).includes(schemaName);
 }
 
 function escapeHtml(text: string): string {
@@ -46,19 +79,20 @@ export function errorResponse(c: Context<AppEnv>, error: AppError): Response {
       status,
     );
   }
-  return c.json({ error: { code: error.code, message: error.message, requestId } }, status);
+  const body: Record<string, unknown> = { code: error.code, message: error.message, requestId };
+  if (error.details !== undefined) body.details = error.details;
+  return c.json({ error: body }, status);
+}
+
+export function databaseUnavailable(): AppError {
+  return new AppError("database_unavailable", "The database cannot be reached right now; try again shortly.", {
+    headers: { "Retry-After": "5" },
+  });
 }
 
 export function onError(error: Error, c: Context<AppEnv>): Response {
   if (error instanceof AppError) return errorResponse(c, error);
-  if (isDatabaseUnreachable(error)) {
-    return errorResponse(
-      c,
-      new AppError("database_unavailable", "The database cannot be reached right now; try again shortly.", {
-        "Retry-After": "5",
-      }),
-    );
-  }
+  if (isDatabaseUnreachable(error)) return errorResponse(c, databaseUnavailable());
   console.error(`[${c.get("requestId")}]`, error);
   return errorResponse(c, new AppError("internal_error", "Something went wrong on our side."));
 }

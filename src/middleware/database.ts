@@ -1,17 +1,22 @@
 import { createMiddleware } from "hono/factory";
-import { createDatabase } from "../db/client.ts";
-import { WorkerConfigSchema, type AppEnv } from "../env.ts";
+import { WorkerConfigSchema, type AppEnv, type WorkerConfig } from "../env.ts";
 import { AppError } from "../errors/index.ts";
 
-/** Parses the Worker's configuration once per request and puts a Drizzle client on `c.var.db`. */
-export function database() {
-  return createMiddleware<AppEnv>(async function databaseMiddleware(c, next) {
-    const parsed = WorkerConfigSchema.safeParse(c.env);
-    if (!parsed.success) {
-      throw new AppError("misconfigured", parsed.error.issues.map((issue) => issue.message).join("; "));
+const parsed = new WeakMap<object, WorkerConfig>();
+
+/** Parses the Worker's configuration once per environment object and puts it on `c.var.config`. */
+export function workerConfig() {
+  return createMiddleware<AppEnv>(async function workerConfigMiddleware(c, next) {
+    let config = parsed.get(c.env);
+    if (!config) {
+      const result = WorkerConfigSchema.safeParse(c.env);
+      if (!result.success) {
+        throw new AppError("misconfigured", result.error.issues.map((issue) => issue.message).join("; "));
+      }
+      config = result.data;
+      parsed.set(c.env, config);
     }
-    c.set("config", parsed.data);
-    c.set("db", createDatabase(parsed.data));
+    c.set("config", config);
     await next();
   });
 }

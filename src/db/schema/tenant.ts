@@ -2,7 +2,7 @@
 // Worker binds them per tenant through `tenantTables` (memoized, size-bounded), and drizzle-kit
 // sees them bound to the placeholder schema `tenant` (scripts/migrations/tenant-placeholder.ts).
 // Nothing here is a ready-to-query global: handlers get tables from the request context.
-import { sql } from "drizzle-orm";
+import { relations, sql } from "drizzle-orm";
 import { boolean, integer, pgSchema, serial, text, timestamp, type PgSchema } from "drizzle-orm/pg-core";
 
 export function defineTenantTables(schema: PgSchema) {
@@ -32,7 +32,12 @@ export function defineTenantTables(schema: PgSchema) {
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   });
 
-  return { itemStatus, users, items };
+  const usersRelations = relations(users, ({ many }) => ({ items: many(items) }));
+  const itemsRelations = relations(items, ({ one }) => ({
+    owner: one(users, { fields: [items.ownerId], references: [users.id] }),
+  }));
+
+  return { itemStatus, users, items, usersRelations, itemsRelations };
 }
 
 export type TenantTables = ReturnType<typeof defineTenantTables>;

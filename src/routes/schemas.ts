@@ -1,0 +1,90 @@
+// The API's request and response shapes (zod), from which the OpenAPI document is generated.
+import { z } from "@hono/zod-openapi";
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "user_not_found" }),
+      message: z.string(),
+      requestId: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .openapi("Error");
+
+export const ItemStatusSchema = z.enum(["draft", "published", "archived"]).openapi("ItemStatus");
+
+export const ItemSchema = z
+  .object({
+    id: z.number().int(),
+    title: z.string(),
+    description: z.string().nullable(),
+    status: ItemStatusSchema,
+    ownerId: z.number().int(),
+    createdAt: z.string().openapi({ format: "date-time" }),
+  })
+  .openapi("Item");
+
+export const ItemCreateSchema = z
+  .object({
+    title: z.string().trim().min(1, "title cannot be empty").max(200),
+    description: z.string().max(2000).nullable().optional(),
+    status: ItemStatusSchema.optional(),
+  })
+  .openapi("ItemCreate");
+
+export const UserSchema = z
+  .object({
+    id: z.number().int(),
+    email: z.string(),
+    fullName: z.string().nullable(),
+    isActive: z.boolean(),
+    createdAt: z.string().openapi({ format: "date-time" }),
+    items: z.array(ItemSchema),
+  })
+  .openapi("User");
+
+export const UserCreateSchema = z
+  .object({
+    email: z.email("email must be an email address").max(320).toLowerCase(),
+    password: z.string().min(8, "password must be at least 8 characters").max(200),
+    fullName: z.string().trim().max(200).nullable().optional(),
+  })
+  .openapi("UserCreate");
+
+export const TenantSchema = z
+  .object({ slug: z.string(), name: z.string(), status: z.enum(["active", "suspended"]) })
+  .openapi("Tenant");
+
+export const PageQuerySchema = z.object({
+  skip: z.coerce.number().int().min(0).default(0).openapi({ example: 0 }),
+  limit: z.coerce.number().int().min(1).max(100).default(100).openapi({ example: 100 }),
+});
+
+export const UserIdParamSchema = z.object({
+  userId: z.coerce.number().int().min(1).max(2_147_483_647).openapi({ param: { name: "userId", in: "path" }, example: 1 }),
+});
+
+export const errorResponses = {
+  400: { description: "Invalid input or host", content: { "application/json": { schema: ErrorSchema } } },
+  403: { description: "Unknown or suspended tenant", content: { "application/json": { schema: ErrorSchema } } },
+  503: { description: "Database unavailable", content: { "application/json": { schema: ErrorSchema } } },
+} as const;
+
+type ItemRow = { id: number; title: string; description: string | null; status: "draft" | "published" | "archived"; ownerId: number; createdAt: Date };
+type UserRow = { id: number; email: string; fullName: string | null; isActive: boolean; createdAt: Date; items?: ItemRow[] };
+
+export function itemJson(item: ItemRow): z.infer<typeof ItemSchema> {
+  return { ...item, createdAt: item.createdAt.toISOString() };
+}
+
+export function userJson(user: UserRow): z.infer<typeof UserSchema> {
+  return {
+    id: user.id,
+    email: user.email,
+    fullName: user.fullName,
+    isActive: user.isActive,
+    createdAt: user.createdAt.toISOString(),
+    items: (user.items ?? []).map(itemJson),
+  };
+}

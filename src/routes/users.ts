@@ -1,0 +1,126 @@
+import { createRoute } from "@hono/zod-openapi";
+import { asc, eq } from "drizzle-orm";
+import { AppError, sqlState } from "../errors/index.ts";
+import { hashPassword } from "../security/password.ts";
+import { apiRouter } from "./openapi.ts";
+import {
+  ErrorSchema,
+  ItemCreateSchema,
+  ItemSchema,
+  PageQuerySchema,
+  UserCreateSchema,
+  UserIdParamSchema,
+  UserSchema,
+  errorResponses,
+  itemJson,
+  userJson,
+} from "./schemas.ts";
+
+const json = <T>(schema: T) => ({ "application/json": { schema } });
+
+const createUser = createRoute({
+  method: "post",
+  path: "/users",
+  tags: ["users"],
+  summary: "Create a user",
+  request: { body: { content: json(UserCreateSchema), required: true } },
+  responses: {
+    201: { description: "Created", content: json(UserSchema) },
+    409: { description: "Email already registered", content: json(ErrorSchema) },
+    ...errorResponses,
+  },
+});
+
+const listUsers = createRoute({
+  method: "get",
+  path: "/users",
+  tags: ["users"],
+  summary: "List users with their items",
+  request: { query: PageQuerySchema },
+  responses: { 200: { description: "Users", content: json(UserSchema.array()) }, ...errorResponses },
+});
+
+const getUser = createRoute({
+  method: "get",
+  path: "/users/{userId}",
+  tags: ["users"],
+  summary: "Get a user with their items",
+  request: { params: UserIdParamSchema },
+  responses: {
+    200: { description: "The user", content: json(UserSchema) },
+    404: { description: "No such user", content: json(ErrorSchema) },
+    ...errorResponses,
+  },
+});
+
+const createItem = createRoute({
+  method: "post",
+  path: "/users/{userId}/items",
+  tags: ["items"],
+  summary: "Create an item owned by a user",
+  request: { params: UserIdParamSchema, body: { content: json(ItemCreateSchema), required: true } },
+  responses: {
+    201: { description: "Created", content: json(ItemSchema) },
+    404: { description: "No such user", content: json(ErrorSchema) },
+    ...errorResponses,
+  },
+});
+
+function userNotFound(id: number): AppError {
+  return new AppError("user_not_found", `No user ${id}.`);
+}
+
+/** The FastAPI SQL tutorial's user endpoints; tenant data only through c.var.db / c.var.tables. */
+export const userRoutes = apiRouter()
+  .openapi(createUser, async (c) => {
+    const input = c.req.valid("json");
+    const { users } = c.var.tables;
+    try {
+      const [user] = await c.var.db
+        .insert(users)
+        .values({ email: input.email, fullName: input.fullName ?? null, hashedPassword: await hashPassword(input.password) })
+        .returning();
+      return c.json(userJson(user!), 201);
+    } catch (error) {
+      if (sqlState(error) === "23505") {
+        throw new AppError("email_taken", `A user with email ${input.email} already exists.`);
+      }
+      throw error;
+    }
+  })
+  .openapi(listUsers, async (c) => {
+    const { skip, limit } = c.req.valid("query");
+    const { users } = c.var.tables;
+    const rows = await c.var.db.query.users.findMany({
+      with: { items: { orderBy: (items, { asc }) => [asc(items.id)] } },
+      orderBy: [asc(users.id)],
+      offset: skip,
+      limit,
+    });
+    return c.json(rows.map(userJson), 200);
+  })
+  .openapi(getUser, async (c) => {
+    const { userId } = c.req.valid("param");
+    const { users } = c.var.tables;
+    const user = await c.var.db.query.users.findFirst({
+      where: eq(users.id, userId),
+      with: { items: { orderBy: (items, { asc }) => [asc(items.id)] } },
+    });
+    if (!user) throw userNotFound(userId);
+    return c.json(userJson(user), 200);
+  })
+  .openapi(createItem, async (c) => {
+    const { userId } = c.req.valid("param");
+    const input = c.req.valid("json");
+    const { items } = c.var.tables;
+    try {
+      const [item] = await c.var.db
+        .insert(items)
+        .values({ title: input.title, description: input.description ?? null, status: input.status, ownerId: userId })
+        .returning();
+      return c.json(itemJson(item!), 201);
+    } catch (error) {
+      if (sqlState(error) === "23503") throw userNotFound(userId);
+      throw error;
+    }
+  });
