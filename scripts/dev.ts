@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { delayFromArgs, readLocalConfig } from "./local/config.ts";
+import { prepareDemoDatabase } from "./local/demo.ts";
 import { describeStack, onShutdown, startLocalStack } from "./local/stack.ts";
 
 const config = readLocalConfig();
@@ -17,6 +18,14 @@ try {
   process.exit(1);
 }
 console.log(describeStack(stack, delayMs));
+let demoUrls: string[];
+try {
+  demoUrls = await prepareDemoDatabase(stack.database.url);
+} catch (error) {
+  console.error(`error: ${(error as Error).message}`);
+  await stack.stop();
+  process.exit(1);
+}
 
 const wranglerBin = resolve("node_modules/.bin/wrangler");
 // The worker's own process group, so stopping it also stops workerd under it.
@@ -62,4 +71,11 @@ wrangler.on("exit", (code) => {
   console.error(`wrangler dev exited (${code ?? "signal"}); stopping the local database and endpoint`);
   stack!.stop().finally(() => process.exit(code || 1));
 });
-console.log(`Worker: http://localhost:${config.WORKER_PORT}/health   (Ctrl-C stops everything)`);
+console.log(
+  [
+    "Tenants:",
+    ...demoUrls.map((url) => `  ${url}:${config.WORKER_PORT}/users`),
+    `API docs: http://acme.localhost:${config.WORKER_PORT}/docs   Health: http://localhost:${config.WORKER_PORT}/health`,
+    "Ctrl-C stops everything.",
+  ].join("\n"),
+);

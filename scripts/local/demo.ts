@@ -1,0 +1,57 @@
+// What `npm run dev` prepares before starting the Worker: the database initialized and migrated,
+// and two demo tenants with a few users and items, created only when missing.
+import { drizzle } from "drizzle-orm/node-postgres";
+import { tenantTables } from "../../src/db/schema/tenant.ts";
+import { hashPassword } from "../../src/security/password.ts";
+import { connect } from "../db/connect.ts";
+import { loadMigrations } from "../migrations/files.ts";
+import { migrate } from "../migrations/runner.ts";
+import { createTenant, initDatabase, showTenant } from "../tenants/operations.ts";
+
+const DEMO_TENANTS = [
+  {
+    slug: "acme",
+    name: "Acme Corporation",
+    host: "acme.localhost",
+    users: [
+      { email: "wile@acme.test", fullName: "Wile E. Coyote", items: ["Rocket skates", "Giant magnet"] },
+      { email: "road@acme.test", fullName: "Road Runner", items: ["Birdseed"] },
+    ],
+  },
+  {
+    slug: "globex",
+    name: "Globex Corporation",
+    host: "globex.localhost",
+    users: [{ email: "hank@globex.test", fullName: "Hank Scorpio", items: ["Doomsday device", "Hammock"] }],
+  },
+];
+
+export async function prepareDemoDatabase(url: string, log: (line: string) => void = console.log): Promise<string[]> {
+  const client = await connect(url);
+  try {
+    const migrations = loadMigrations();
+    if (await initDatabase(client, migrations)) log("database initialized");
+    const result = await migrate(client, { migrations });
+    if (result.applied) log(`migrated: ${result.plan.shared.length} shared migration(s), ${result.plan.tenants.length} tenant(s)`);
+    const urls: string[] = [];
+    for (const demo of DEMO_TENANTS) {
+      if (!(await showTenant(client, demo.slug))) {
+        const tenant = await createTenant(client, migrations, { slug: demo.slug, name: demo.name, hosts: [demo.host] });
+        const { users, items } = tenantTables(tenant.schema);
+        const db = drizzle({ client });
+        for (const u of demo.users) {
+          const [user] = await db
+            .insert(users)
+            .values({ email: u.email, fullName: u.fullName, hashedPassword: await hashPassword("demo-password") })
+            .returning({ id: users.id });
+          await db.insert(items).values(u.items.map((title) => ({ title, ownerId: user!.id, status: "published" as const })));
+        }
+        log(`demo tenant ${demo.slug} created with ${demo.users.length} user(s)`);
+      }
+      urls.push(`http://${demo.host}`);
+    }
+    return urls;
+  } finally {
+    await client.end();
+  }
+}
