@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { EXIT_USAGE, UsageError, fail } from "../cli-support.ts";
 import { connect, databaseUrlFromEnv } from "../db/connect.ts";
 import { loadMigrations } from "../migrations/files.ts";
+import { purgeHosts, type PurgeTarget } from "./cache-purge.ts";
 import {
   addHost,
   createTenant,
@@ -29,6 +30,12 @@ Commands:
   suspend <slug>                          Suspend a tenant (its hosts answer 403 tenant_suspended)
   resume <slug>                           Resume a suspended tenant
   delete <slug> --yes                     Drop the tenant's schema and catalog rows (irreversible)
+  cache purge <host> [<host> ...]         Remove hosts' cached answers from Workers KV
+
+Commands that change a tenant's hosts or status (and create, delete) purge the affected hosts from
+the Workers KV tenant cache: by default the local one that \`wrangler dev\` uses (.wrangler/state);
+with --remote the deployed namespace (wrangler environment --env, default production; needs
+Cloudflare credentials). --persist-to <dir> names another local state folder; --no-purge skips it.
 
 Slugs: a lowercase letter, then up to 55 lowercase letters, digits or underscores.
 The database is DATABASE_URL (environment or .env); without it, the local one from \`npm run db\`.
@@ -71,6 +78,10 @@ async function main(argv: string[]): Promise<void> {
           host: { type: "string", multiple: true },
           json: { type: "boolean", default: false },
           yes: { type: "boolean", default: false },
+          remote: { type: "boolean", default: false },
+          env: { type: "string" },
+          "persist-to": { type: "string" },
+          "no-purge": { type: "boolean", default: false },
           help: { type: "boolean", short: "h", default: false },
         },
       });
@@ -84,8 +95,30 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "hosts", "suspend", "resume", "delete"];
+  const known = ["init", "create", "list", "show", "hosts", "suspend", "resume", "delete", "cache"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
+  const target: PurgeTarget = { remote: values.remote, env: values.env, persistTo: values["persist-to"] };
+  const purge = async (hosts: string[]) => {
+    if (values["no-purge"]) return;
+    const outcome = await purgeHosts(hosts, target);
+    if (outcome.purged) {
+      console.log(`Purged ${hosts.length} host(s) from the ${values.remote ? "deployed" : "local"} KV tenant cache.`);
+    } else if (values.remote || !/no local KV/.test(outcome.note ?? "")) {
+      console.error(
+        `warning: the change is saved, but the KV tenant cache was not purged (${outcome.note}); ` +
+          "cached answers expire within the KV TTL plus the isolate TTL (see README), or run " +
+          `\`npm run tenants -- cache purge ${hosts.join(" ")}${values.remote ? " --remote" : ""}\``,
+      );
+    }
+  };
+  if (command === "cache") {
+    const [action, ...hosts] = rest;
+    if (action !== "purge" || hosts.length === 0) throw new UsageError("usage: npm run tenants -- cache purge <host> [<host> ...]");
+    const outcome = await purgeHosts(hosts.map((h) => h.toLowerCase()), target);
+    if (!outcome.purged) throw new TenantCommandError(`nothing purged: ${outcome.note}`);
+    console.log(`Purged ${hosts.length} host(s) from the ${values.remote ? "deployed" : "local"} KV tenant cache.`);
+    return;
+  }
 
   const migrations = loadMigrations();
   const { url, local } = databaseUrlFromEnv();
@@ -106,6 +139,7 @@ async function main(argv: string[]): Promise<void> {
         const [slug] = positionals(rest, 1, "create <slug> --name <name> --host <host> [--host <host> ...]");
         const tenant = await createTenant(client, migrations, { slug: slug!, name: values.name ?? "", hosts: values.host ?? [] });
         console.log(values.json ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug}.\n${describe(tenant)}`);
+        await purge(tenant.hosts.map((h) => h.host));
         break;
       }
       case "list": {
@@ -124,11 +158,13 @@ async function main(argv: string[]): Promise<void> {
       case "hosts": {
         const [action, slug, host] = positionals(rest, 3, "hosts add|remove <slug> <host>");
         if (action === "add") {
-          await addHost(client, slug!, host!);
-          console.log(`Added host ${host} to tenant ${slug}.`);
+          const stale = await addHost(client, slug!, host!);
+          console.log(`Added host ${stale[0]} to tenant ${slug}.`);
+          await purge(stale);
         } else if (action === "remove") {
-          await removeHost(client, slug!, host!);
-          console.log(`Removed host ${host} from tenant ${slug}.`);
+          const stale = await removeHost(client, slug!, host!);
+          console.log(`Removed host ${stale[0]} from tenant ${slug}.`);
+          await purge(stale);
         } else {
           throw new UsageError(`unknown hosts action "${action}": use hosts add or hosts remove`);
         }
@@ -137,8 +173,9 @@ async function main(argv: string[]): Promise<void> {
       case "suspend":
       case "resume": {
         const [slug] = positionals(rest, 1, `${command} <slug>`);
-        await setTenantStatus(client, slug!, command === "suspend" ? "suspended" : "active");
+        const stale = await setTenantStatus(client, slug!, command === "suspend" ? "suspended" : "active");
         console.log(`Tenant ${slug} is now ${command === "suspend" ? "suspended" : "active"}.`);
+        await purge(stale);
         break;
       }
       case "delete": {
@@ -148,8 +185,9 @@ async function main(argv: string[]): Promise<void> {
             `deleting tenant ${slug} drops schema tenant_${slug} and all its data: run again with --yes to confirm`,
           );
         }
-        await deleteTenant(client, slug!);
+        const stale = await deleteTenant(client, slug!);
         console.log(`Deleted tenant ${slug} and schema tenant_${slug}.`);
+        await purge(stale);
         break;
       }
     }
