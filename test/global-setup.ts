@@ -1,17 +1,47 @@
 // Starts the services every test needs (vitest globalSetup): a throwaway embedded PostgreSQL (or
-// DATABASE_URL's server) and the local SQL-over-HTTP endpoint, and injects their addresses.
+// TEST_DATABASE_URL's server) and the local SQL-over-HTTP endpoint, and injects their addresses.
+// The Worker tests get a database of their own, initialized, with the tenants of test/fixtures.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { externalDatabase, startEmbeddedPostgres } from "../scripts/local/postgres.ts";
+import { loadMigrations } from "../scripts/migrations/files.ts";
 import { startSqlEndpoint } from "../scripts/sql-endpoint/server.ts";
+import { createTenant, initDatabase, setTenantStatus } from "../scripts/tenants/operations.ts";
+import { WORKER_TENANTS } from "./fixtures/tenants.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     databaseUrl: string;
     sqlEndpointUrl: string;
+    workerDatabaseUrl: string;
   }
+}
+
+async function prepareWorkerDatabase(adminUrl: string): Promise<string> {
+  const name = `edge_tenants_worker_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    const migrations = loadMigrations();
+    await initDatabase(client, migrations);
+    for (const tenant of WORKER_TENANTS) {
+      await createTenant(client, migrations, { slug: tenant.slug, name: tenant.name, hosts: [...tenant.hosts] });
+      if ("suspended" in tenant) await setTenantStatus(client, tenant.slug, "suspended");
+    }
+  } finally {
+    await client.end();
+  }
+  return url.toString();
 }
 
 export default async function setup(project: TestProject) {
@@ -22,6 +52,7 @@ export default async function setup(project: TestProject) {
   const endpoint = await startSqlEndpoint({ upstream: { host: database.host, port: database.port } });
   project.provide("databaseUrl", database.url);
   project.provide("sqlEndpointUrl", endpoint.url);
+  project.provide("workerDatabaseUrl", await prepareWorkerDatabase(database.url));
   return async () => {
     await endpoint.close();
     await database.stop();

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../env.ts";
 
@@ -92,6 +93,20 @@ export function databaseUnavailable(): AppError {
 
 export function onError(error: Error, c: Context<AppEnv>): Response {
   if (error instanceof AppError) return errorResponse(c, error);
+  // Hono's validator throws a 400 HTTPException for a body that is not JSON, before any zod hook runs.
+  if (error instanceof HTTPException && error.status === 400) {
+    return errorResponse(
+      c,
+      new AppError("validation_error", `Invalid input: ${error.message}`, {
+        details: [{ field: "(body)", message: error.message }],
+      }),
+    );
+  }
+  // The tenant was removed while caches still held it (the middleware evicts it): as if unknown.
+  const tenant = c.get("tenant");
+  if (tenant && isMissingSchema(error, tenant.schema)) {
+    return errorResponse(c, new AppError("tenant_not_found", "No tenant answers at this host."));
+  }
   if (isDatabaseUnreachable(error)) return errorResponse(c, databaseUnavailable());
   console.error(`[${c.get("requestId")}]`, error);
   return errorResponse(c, new AppError("internal_error", "Something went wrong on our side."));

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { catalogDatabase, tenantDatabase } from "../db/client.ts";
 import type { AppEnv, WorkerConfig } from "../env.ts";
-import { AppError, errorResponse, isMissingSchema } from "../errors/index.ts";
+import { AppError, isMissingSchema } from "../errors/index.ts";
 import { tenantSchemaName, normalizeHost } from "../tenancy/naming.ts";
 import { evictHost, lookupHostInCatalog, resolveTenant, type TenantRecord } from "../tenancy/resolve.ts";
 
@@ -76,10 +76,8 @@ export function tenancy() {
     c.set("db", db);
     c.set("tables", tables);
     await next();
-    // The tenant was removed while caches still held it: answer as for an unknown host, and forget it.
-    if (c.error && isMissingSchema(c.error, tenant.schema)) {
-      waitUntil(evictHost(host, kv));
-      c.res = errorResponse(c, new AppError("tenant_not_found", `No tenant answers at ${host}.`));
-    }
+    // The tenant was removed while caches still held it: onError answers as for an unknown host;
+    // forget the host here so the next request asks the catalog.
+    if (c.error && isMissingSchema(c.error, tenant.schema)) waitUntil(evictHost(host, kv));
   });
 }

@@ -48,10 +48,10 @@ describe("the Worker without its configuration", () => {
 });
 
 describe("unknown routes", () => {
-  it("answer 404 not_found in the one error shape", async () => {
+  it("answer 403 tenant_not_found on a host that names no tenant", async () => {
     const res = await call("/nope", env);
-    expect(res.status).toBe(404);
+    expect(res.status).toBe(403);
     const body = await res.json<{ error: { code: string } }>();
-    expect(body.error.code).toBe("not_found");
+    expect(body.error.code).toBe("tenant_not_found");
   });
 });
