@@ -8,7 +8,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/sql-endpoint/**/*.test.ts"],
+          include: ["test/sql-endpoint/**/*.test.ts", "test/lifecycle/**/*.test.ts", "test/node-openapi/**/*.test.ts"],
           environment: "node",
           testTimeout: 30_000,
         },
@@ -19,8 +19,11 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: {
-                DATABASE_URL: inject("databaseUrl"),
+                DATABASE_URL: inject("workerDatabaseUrl"),
                 LOCAL_SQL_ENDPOINT: inject("sqlEndpointUrl"),
+                // Short isolate TTLs, so tests can watch entries expire.
+                TENANT_MEMORY_TTL_SECONDS: "2",
+                TENANT_NEGATIVE_TTL_SECONDS: "1",
               },
             },
           })),
