@@ -41,6 +41,8 @@ export interface SqlEndpoint {
   /** The URL to give `neonConfig.fetchEndpoint`, ending in `/sql`. */
   url: string;
   port: number;
+  /** Changes the per-request delay from now on (benchmarks compare with and without). */
+  setDelayMs(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -140,7 +142,7 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
     maxPerKey: options.maxConnectionsPerKey ?? 32,
     idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
   });
-  const delayMs = options.delayMs ?? 0;
+  let delayMs = options.delayMs ?? 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0];
@@ -216,6 +218,9 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
   return {
     url: `http://${urlHost}:${port}/sql`,
     port,
+    setDelayMs(ms: number) {
+      delayMs = ms;
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

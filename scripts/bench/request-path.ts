@@ -1,0 +1,181 @@
+// Benchmark (not a test): GET /users/{id} through `wrangler dev` on the local stack, side by side:
+//   (a) the tenancy middleware with warm caches, over several tenants' hosts;
+//   (b) the same handler with a fixed schema and no tenant resolution;
+//   (c) the naive approach: a catalog query on every request.
+// Run twice: the endpoint's round trip as it is locally, then with 20 ms added to every database
+// request. Also counts catalog queries per 1,000 warm requests of (a), at the SQL endpoint.
+//   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 16] [--tenants 5]
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { Agent, request } from "node:http";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { connect } from "../db/connect.ts";
+import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
+import { loadMigrations } from "../migrations/files.ts";
+import { startSqlEndpoint } from "../sql-endpoint/server.ts";
+import { createTenant, initDatabase } from "../tenants/operations.ts";
+
+function flag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? fallback : Number(process.argv[i + 1]);
+}
+const seconds = flag("seconds", 8);
+const rounds = flag("rounds", 2);
+const concurrency = flag("concurrency", 16);
+const tenantCount = flag("tenants", 5);
+const slugs = Array.from({ length: tenantCount }, (_, i) => `bench${i + 1}`);
+
+interface Variant {
+  name: string;
+  resolution: string;
+  port: number;
+  process?: ChildProcess;
+  persist: string;
+}
+
+const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-bench-path-"));
+const database = await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true });
+let catalogQueries = 0;
+const endpoint = await startSqlEndpoint({
+  upstream: { host: database.host, port: database.port },
+  onQuery: (queries) => {
+    for (const q of queries) if (q.query.includes('"tenant_hosts"')) catalogQueries++;
+  },
+});
+const variants: Variant[] = [
+  { name: "(a) tenancy, warm caches", resolution: "cache", port: await freePort(), persist: join(scratch, "kv-a") },
+  { name: "(b) fixed schema", resolution: `fixed:${slugs[0]}`, port: await freePort(), persist: join(scratch, "kv-b") },
+  { name: "(c) catalog every request", resolution: "catalog", port: await freePort(), persist: join(scratch, "kv-c") },
+];
+
+const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
+
+function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const req = request({ host: "127.0.0.1", port, path, agent, headers: { Host: `${host}:${port}` } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => done({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", fail);
+    req.end();
+  });
+}
+
+async function load(variant: Variant, durationMs: number) {
+  const latencies: number[] = [];
+  let failures = 0;
+  const deadline = performance.now() + durationMs;
+  const start = performance.now();
+  let n = 0;
+  async function worker() {
+    while (performance.now() < deadline) {
+      const host = `${slugs[n++ % slugs.length]}.localhost`;
+      const t0 = performance.now();
+      const res = await get(variant.port, host, "/users/1");
+      latencies.push(performance.now() - t0);
+      if (res.status !== 200) failures++;
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { latencies, failures, ms: performance.now() - start };
+}
+
+function summarize(samples: Array<Awaited<ReturnType<typeof load>>>) {
+  const all = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
+  const ms = samples.reduce((n, s) => n + s.ms, 0);
+  const at = (q: number) => all[Math.min(all.length - 1, Math.floor(q * all.length))]!;
+  return { rps: (all.length / ms) * 1000, p50: at(0.5), p99: at(0.99), count: all.length, failures: samples.reduce((n, s) => n + s.failures, 0) };
+}
+
+try {
+  const client = await connect(database.url);
+  const migrations = loadMigrations();
+  await initDatabase(client, migrations);
+  for (const slug of slugs) {
+    await createTenant(client, migrations, { slug, name: slug, hosts: [`${slug}.localhost`] });
+    await client.query(
+      `INSERT INTO "tenant_${slug}".users (email, hashed_password) VALUES ('owner@${slug}.test', 'x');
+       INSERT INTO "tenant_${slug}".items (title, owner_id) SELECT 'item ' || g, 1 FROM generate_series(1, 3) g;`,
+    );
+  }
+  await client.end();
+
+  for (const variant of variants) {
+    variant.process = spawn(
+      resolve("node_modules/.bin/wrangler"),
+      [
+        "dev", "--port", String(variant.port), "--inspector-port", String(await freePort()),
+        "--persist-to", variant.persist, "--show-interactive-dev-session=false", "--log-level", "error",
+        "--var", `DATABASE_URL:${database.url}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`,
+        "--var", `TENANT_RESOLUTION:${variant.resolution}`,
+      ],
+      { stdio: ["ignore", "ignore", "inherit"], detached: true },
+    );
+  }
+  for (const variant of variants) {
+    for (let i = 0; ; i++) {
+      try {
+        const res = await get(variant.port, `${slugs[0]}.localhost`, "/users/1");
+        if (res.status === 200) break;
+        throw new Error(`status ${res.status}: ${res.body}`);
+      } catch (error) {
+        if (i > 300) throw new Error(`wrangler dev for ${variant.name} did not answer: ${(error as Error).message}`);
+        await sleep(200);
+      }
+    }
+  }
+
+  console.log(
+    `GET /users/1 via wrangler dev, ${tenantCount} tenants' hosts in turn, concurrency ${concurrency}, ` +
+      `${rounds} alternating rounds of ${seconds} s per variant`,
+  );
+  for (const delay of [0, 20]) {
+    endpoint.setDelayMs(delay);
+    for (const variant of variants) for (const slug of slugs) await get(variant.port, `${slug}.localhost`, "/users/1");
+    await Promise.all(variants.map((v) => load(v, 1000)));
+    const samples = new Map(variants.map((v) => [v.name, [] as Array<Awaited<ReturnType<typeof load>>>]));
+    let warmRequests = 0;
+    let warmCatalog = 0;
+    for (let r = 0; r < rounds; r++) {
+      for (const variant of variants) {
+        const before = catalogQueries;
+        const sample = await load(variant, seconds * 1000);
+        samples.get(variant.name)!.push(sample);
+        if (variant.resolution === "cache") {
+          warmRequests += sample.latencies.length;
+          warmCatalog += catalogQueries - before;
+        }
+      }
+    }
+    const [a, b, c] = variants.map((v) => summarize(samples.get(v.name)!));
+    console.log(`\nendpoint delay ${delay} ms per database request`);
+    console.log(`${"".padEnd(28)} ${"req/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"requests".padStart(9)} failures`);
+    variants.forEach((v, i) => {
+      const s = [a, b, c][i]!;
+      console.log(
+        `${v.name.padEnd(28)} ${s.rps.toFixed(0).padStart(8)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)} ${String(s.count).padStart(9)} ${s.failures}`,
+      );
+    });
+    const perThousand = (warmCatalog / warmRequests) * 1000;
+    console.log(`a/b throughput ${(a!.rps / b!.rps).toFixed(3)} (target >= 0.97)`);
+    console.log(`a/c throughput ${(a!.rps / c!.rps).toFixed(3)} (target >= ${delay ? "1.8" : "1.2"})`);
+    console.log(`catalog queries per 1,000 warm requests of (a): ${perThousand.toFixed(2)} (target 0)`);
+  }
+} finally {
+  for (const v of variants) {
+    if (v.process?.pid) {
+      try {
+        process.kill(-v.process.pid, "SIGTERM");
+      } catch {}
+    }
+  }
+  await sleep(500);
+  await endpoint.close();
+  await database.stop();
+  await rm(scratch, { recursive: true, force: true });
+  agent.destroy();
+}
