@@ -1,0 +1,120 @@
+// The published API description, checked in Node: GET /openapi.json must be a valid OpenAPI 3
+// document listing every tenant route, and GET /docs must render it. Neither route touches the
+// database, so the only binding given is a well-formed DATABASE_URL (the config middleware needs it).
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { beforeAll, describe, expect, it } from "vitest";
+import app from "../../src/index.ts";
+
+const bindings = { DATABASE_URL: "postgresql://u:p@localhost/db" };
+
+type Operation = { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> };
+type OpenApiDocument = {
+  openapi: string;
+  info: { title: string; version: string };
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, unknown> };
+};
+
+const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+let res: Response;
+let doc: OpenApiDocument;
+
+beforeAll(async () => {
+  res = await app.request("/openapi.json", {}, bindings);
+  doc = (await res.clone().json()) as OpenApiDocument;
+});
+
+describe("GET /openapi.json", () => {
+  it("answers 200 JSON without a tenant host", () => {
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/application\/json/);
+  });
+
+  it("is a valid OpenAPI 3 document", async () => {
+    expect(doc.openapi).toMatch(/^3\./);
+    const result = await new Validator().validate(doc as unknown as object);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+  });
+
+  it("lists every route with exactly its methods", () => {
+    const routes = Object.fromEntries(
+      Object.entries(doc.paths).map(([path, item]) => [path, Object.keys(item).filter((k) => HTTP_METHODS.includes(k)).sort()]),
+    );
+    expect(routes).toEqual({
+      "/users": ["get", "post"],
+      "/users/{userId}": ["get"],
+      "/users/{userId}/items": ["post"],
+      "/items": ["get"],
+      "/tenant": ["get"],
+    });
+  });
+
+  it("documents the userId path parameter and the paging query parameters", () => {
+    type Param = { name: string; in: string; required?: boolean };
+    const params = (path: string, method: string) =>
+      ((doc.paths[path]![method] as unknown as { parameters?: Param[] }).parameters ?? []).map((p) => `${p.in}:${p.name}`).sort();
+    expect(params("/users/{userId}", "get")).toEqual(["path:userId"]);
+    expect(params("/users/{userId}/items", "post")).toEqual(["path:userId"]);
+    expect(params("/users", "get")).toEqual(["query:limit", "query:skip"]);
+    expect(params("/items", "get")).toEqual(["query:limit", "query:skip"]);
+  });
+
+  it("describes 400, 404 and 409 responses with the Error schema", () => {
+    const errorRef = "#/components/schemas/Error";
+    expect(doc.components.schemas.Error).toBeDefined();
+    const expected: [path: string, method: string, statuses: string[]][] = [
+      ["/users", "post", ["400", "409"]],
+      ["/users", "get", ["400"]],
+      ["/users/{userId}", "get", ["400", "404"]],
+      ["/users/{userId}/items", "post", ["400", "404"]],
+      ["/items", "get", ["400"]],
+      ["/tenant", "get", ["400"]],
+    ];
+    for (const [path, method, statuses] of expected) {
+      const responses = doc.paths[path]![method]!.responses;
+      for (const status of statuses) {
+        expect(responses[status], `${method.toUpperCase()} ${path} ${status}`).toBeDefined();
+        expect(responses[status]!.content?.["application/json"]?.schema?.$ref, `${method.toUpperCase()} ${path} ${status}`).toBe(
+          errorRef,
+        );
+      }
+      // Every 4xx/5xx documented anywhere is the one error shape.
+      for (const [status, response] of Object.entries(responses)) {
+        if (Number(status) >= 400) expect(response.content?.["application/json"]?.schema?.$ref).toBe(errorRef);
+      }
+    }
+  });
+
+  it("declares the Error schema with code, message and requestId", () => {
+    const error = doc.components.schemas.Error as { properties: { error: { properties: Record<string, unknown>; required: string[] } } };
+    expect(Object.keys(error.properties.error.properties)).toEqual(expect.arrayContaining(["code", "message", "requestId", "details"]));
+    expect(error.properties.error.required).toEqual(expect.arrayContaining(["code", "message", "requestId"]));
+  });
+
+  it("does not leak the password into any response schema", () => {
+    const user = doc.components.schemas.User as { properties: Record<string, unknown> };
+    expect(Object.keys(user.properties)).not.toContain("password");
+    expect(Object.keys(user.properties)).not.toContain("hashedPassword");
+  });
+});
+
+describe("GET /docs", () => {
+  it("answers an HTML page that loads /openapi.json", async () => {
+    const page = await app.request("/docs", {}, bindings);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("Content-Type")).toMatch(/text\/html/);
+    const html = await page.text();
+    expect(html).toMatch(/<!doctype html>/i);
+    expect(html).toMatch(/url:\s*['"]\/openapi\.json['"]/);
+  });
+});
+
+describe("without configuration", () => {
+  it("GET /openapi.json is 500 misconfigured when DATABASE_URL is missing", async () => {
+    const bad = await app.request("/openapi.json", {}, {});
+    expect(bad.status).toBe(500);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("misconfigured");
+  });
+});
