@@ -8,7 +8,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/sql-endpoint/**/*.test.ts", "test/lifecycle/**/*.test.ts", "test/node-openapi/**/*.test.ts"],
+          include: ["test/sql-endpoint/**/*.test.ts", "test/lifecycle/**/*.test.ts", "test/node-openapi/**/*.test.ts", "test/e2e/**/*.test.ts"],
           environment: "node",
           testTimeout: 30_000,
         },

@@ -13,10 +13,14 @@ const port = (name: string, fallback: number) =>
     .default(fallback);
 
 const LocalConfigSchema = z.object({
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://")
-    .optional(),
+  // Empty counts as unset, as in a `.env` line `DATABASE_URL=`.
+  DATABASE_URL: z.preprocess(
+    (value) => (value === "" ? undefined : value),
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://")
+      .optional(),
+  ),
   LOCAL_DATA_DIR: z.string().default(DEFAULT_DATA_DIR),
   LOCAL_PG_PORT: port("LOCAL_PG_PORT", DEFAULT_PG_PORT),
   LOCAL_SQL_PORT: port("LOCAL_SQL_PORT", 4445),
