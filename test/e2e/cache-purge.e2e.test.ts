@@ -1,0 +1,80 @@
+// The tenants CLI purges changed hosts from the local Workers KV that `wrangler dev` reads.
+import { spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { loadMigrations } from "../../scripts/migrations/files.ts";
+import { KV_BINDING } from "../../scripts/tenants/cache-purge.ts";
+import { createTenant, initDatabase } from "../../scripts/tenants/operations.ts";
+import { hostCacheKey } from "../../src/tenancy/cache.ts";
+
+const wrangler = resolve("node_modules/.bin/wrangler");
+let persistTo: string;
+let databaseUrl: string;
+const dbName = `purge_${process.pid}`;
+
+function kv(...args: string[]) {
+  return spawnSync(wrangler, ["kv", "key", ...args, "--binding", KV_BINDING, "--local", "--persist-to", persistTo], {
+    encoding: "utf8",
+  });
+}
+
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, ["scripts/tenants/cli.ts", ...args, "--persist-to", persistTo], {
+    encoding: "utf8",
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+  });
+}
+
+beforeAll(async () => {
+  persistTo = await mkdtemp(join(tmpdir(), "edge-tenants-kv-"));
+  const admin = new pg.Client({ connectionString: inject("databaseUrl") });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  const url = new URL(inject("databaseUrl"));
+  url.pathname = `/${dbName}`;
+  databaseUrl = url.toString();
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  await initDatabase(client, loadMigrations());
+  await createTenant(client, loadMigrations(), { slug: "purgy", name: "Purgy", hosts: ["purgy.test", "old.purgy.test"] });
+  await client.end();
+  for (const host of ["purgy.test", "old.purgy.test", "other.test"]) {
+    expect(kv("put", hostCacheKey(host), JSON.stringify({ tenant: null })).status).toBe(0);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await rm(persistTo, { recursive: true, force: true });
+  const admin = new pg.Client({ connectionString: inject("databaseUrl") });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${dbName}`);
+  await admin.end();
+});
+
+describe("tenants CLI and the local KV tenant cache", () => {
+  it("purges a removed host, and only it", () => {
+    const removed = cli("hosts", "remove", "purgy", "old.purgy.test");
+    expect(removed.status, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain("Purged 1 host(s) from the local KV tenant cache.");
+    expect(kv("get", hostCacheKey("old.purgy.test"), "--text").stdout).toMatch(/Value not found/);
+    expect(kv("get", hostCacheKey("purgy.test"), "--text").stdout).toContain('{"tenant":null}');
+    expect(kv("get", hostCacheKey("other.test"), "--text").stdout).toContain('{"tenant":null}');
+  }, 30_000);
+
+  it("purges every host of a suspended tenant", () => {
+    const suspended = cli("suspend", "purgy");
+    expect(suspended.status, suspended.stderr).toBe(0);
+    expect(kv("get", hostCacheKey("purgy.test"), "--text").stdout).toMatch(/Value not found/);
+    expect(kv("get", hostCacheKey("other.test"), "--text").stdout).toContain('{"tenant":null}');
+  }, 30_000);
+
+  it("purges on request with cache purge", () => {
+    const purged = cli("cache", "purge", "other.test");
+    expect(purged.status, purged.stderr).toBe(0);
+    expect(kv("get", hostCacheKey("other.test"), "--text").stdout).toMatch(/Value not found/);
+  }, 30_000);
+});
