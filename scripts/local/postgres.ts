@@ -25,6 +25,8 @@ export interface EmbeddedOptions {
   password?: string;
   /** Delete the data directory on stop (tests). */
   ephemeral?: boolean;
+  /** Extra server flags, e.g. `["-c", "max_connections=20"]` (tests of server limits). */
+  postgresFlags?: string[];
   log?: (line: string) => void;
 }
 
@@ -89,6 +91,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<L
       ...["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "timezone=UTC"],
       // Throwaway test clusters need no crash safety; a developer's local data keeps it.
       ...(options.ephemeral ? ["-c", "fsync=off", "-c", "synchronous_commit=off"] : []),
+      ...(options.postgresFlags ?? []),
     ],
     onLog: log,
     onError: (error) => log(String(error)),

@@ -137,6 +137,9 @@ async function main(argv: string[]): Promise<void> {
       }
       case "create": {
         const [slug] = positionals(rest, 1, "create <slug> --name <name> --host <host> [--host <host> ...]");
+        // A missing required option is bad usage (exit 2), like a missing <slug>.
+        if (values.name === undefined) throw new UsageError('a tenant needs a display name: --name "Acme Inc."');
+        if (!values.host?.length) throw new UsageError(`a tenant needs at least one host: --host ${slug || "acme"}.example.com`);
         const tenant = await createTenant(client, migrations, { slug: slug!, name: values.name ?? "", hosts: values.host ?? [] });
         console.log(values.json ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug}.\n${describe(tenant)}`);
         await purge(tenant.hosts.map((h) => h.host));

@@ -33,7 +33,7 @@ describe("GET /openapi.json", () => {
 
   it("is a valid OpenAPI 3 document", async () => {
     expect(doc.openapi).toMatch(/^3\./);
-    const result = await new Validator().validate(doc as unknown as object);
+    const result = await new Validator().validate(doc as unknown as Parameters<Validator["validate"]>[0]);
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
   });

@@ -1,0 +1,144 @@
+// `npm run tenants` doing its job: create, list (--json), show, hosts add/remove (the primary
+// moves), suspend/resume, delete --yes (schema, catalog rows and ledger rows gone).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type pg from "pg";
+import { ledger, userSchemas } from "../support/catalog.ts";
+import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
+import { checkoutTags } from "../support/migrations.ts";
+
+afterAll(dropTestDatabases);
+
+interface Listed {
+  id: number;
+  slug: string;
+  name: string;
+  schema: string;
+  status: string;
+  hosts: Array<{ host: string; primary: boolean }>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+let databaseUrl: string;
+let client: pg.Client;
+const cli = async (...args: string[]) => {
+  const r = await tenantsCli({ databaseUrl }, ...args);
+  expect(r.code, show(r)).toBe(0);
+  expect(r.stderr).toBe("");
+  return r.stdout;
+};
+const showJson = async (slug: string) => JSON.parse(await cli("show", slug, "--json")) as Listed;
+
+beforeAll(async () => {
+  databaseUrl = await freshDatabase("tcli_happy");
+  client = await connectTo(databaseUrl);
+  await cli("init");
+});
+
+describe("the tenant lifecycle through the CLI", () => {
+  it("list on an empty catalog says how to start", async () => {
+    expect(await cli("list")).toBe("No tenants yet: create one with `npm run tenants -- create <slug> --name <name> --host <host>`.\n");
+    expect(JSON.parse(await cli("list", "--json"))).toEqual([]);
+  });
+
+  it("create prints the tenant; the first host is primary; hosts are normalized and deduplicated", async () => {
+    const out = await cli("create", "acme", "--name", "Acme Inc.", "--host", "ACME.example.com.", "--host", "www.acme.test", "--host", "acme.example.com");
+    expect(out).toMatch(
+      /^Created tenant acme\.\nslug: {4}acme\nname: {4}Acme Inc\.\nschema: {2}tenant_acme\nstatus: {2}active\nhosts: {3}acme\.example\.com \(primary\), www\.acme\.test\ncreated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\nupdated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/,
+    );
+    const globex = JSON.parse(await cli("create", "globex", "--name", "Globex", "--host", "globex.example.com", "--json")) as Listed;
+    expect(globex).toMatchObject({ slug: "globex", name: "Globex", schema: "tenant_globex", status: "active" });
+    expect(globex.hosts).toEqual([{ host: "globex.example.com", primary: true }]);
+    expect(await userSchemas(client)).toEqual(["public", "shared", "tenant_acme", "tenant_globex"]);
+  });
+
+  it("list and list --json show every tenant with its hosts", async () => {
+    expect(await cli("list")).toBe(
+      [
+        "SLUG    STATUS  NAME       HOSTS",
+        "acme    active  Acme Inc.  acme.example.com, www.acme.test",
+        "globex  active  Globex     globex.example.com",
+        "",
+      ].join("\n"),
+    );
+    const listed = JSON.parse(await cli("list", "--json")) as Listed[];
+    expect(listed.map((t) => [t.slug, t.name, t.schema, t.status, t.hosts])).toEqual([
+      ["acme", "Acme Inc.", "tenant_acme", "active", [{ host: "acme.example.com", primary: true }, { host: "www.acme.test", primary: false }]],
+      ["globex", "Globex", "tenant_globex", "active", [{ host: "globex.example.com", primary: true }]],
+    ]);
+    for (const t of listed) expect(t.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  });
+
+  it("show prints one tenant", async () => {
+    const out = await cli("show", "globex");
+    expect(out).toContain("slug:    globex\nname:    Globex\nschema:  tenant_globex\nstatus:  active\nhosts:   globex.example.com (primary)\n");
+  });
+
+  it("hosts add and remove; removing the primary makes the first remaining host primary", async () => {
+    expect(await cli("hosts", "add", "globex", "Globex.Localhost")).toBe("Added host globex.localhost to tenant globex.\n");
+    expect(await cli("hosts", "add", "globex", "api.globex.test")).toBe("Added host api.globex.test to tenant globex.\n");
+    expect((await showJson("globex")).hosts).toEqual([
+      { host: "globex.example.com", primary: true },
+      { host: "api.globex.test", primary: false },
+      { host: "globex.localhost", primary: false },
+    ]);
+    // Removing a host that is not primary keeps the primary.
+    expect(await cli("hosts", "remove", "globex", "globex.localhost")).toBe("Removed host globex.localhost from tenant globex.\n");
+    expect((await showJson("globex")).hosts).toEqual([
+      { host: "globex.example.com", primary: true },
+      { host: "api.globex.test", primary: false },
+    ]);
+    // Removing the primary moves it.
+    expect(await cli("hosts", "remove", "globex", "GLOBEX.example.com")).toBe("Removed host globex.example.com from tenant globex.\n");
+    expect((await showJson("globex")).hosts).toEqual([{ host: "api.globex.test", primary: true }]);
+    const { rows } = await client.query("SELECT host, is_primary FROM shared.tenant_hosts WHERE host LIKE '%globex%' ORDER BY host");
+    expect(rows).toEqual([{ host: "api.globex.test", is_primary: true }]);
+    // A removed host is free for another tenant.
+    expect(await cli("hosts", "add", "acme", "globex.example.com")).toBe("Added host globex.example.com to tenant acme.\n");
+    expect(await cli("hosts", "remove", "acme", "globex.example.com")).toBe("Removed host globex.example.com from tenant acme.\n");
+  });
+
+  it("suspend and resume change the status and updated_at", async () => {
+    const before = await showJson("acme");
+    await new Promise((r) => setTimeout(r, 1_100)); // updatedAt has whole seconds
+    expect(await cli("suspend", "acme")).toBe("Tenant acme is now suspended.\n");
+    const suspended = await showJson("acme");
+    expect(suspended.status).toBe("suspended");
+    expect(suspended.updatedAt > before.updatedAt).toBe(true);
+    expect(suspended.createdAt).toBe(before.createdAt);
+    expect(await cli("list")).toContain("acme    suspended  Acme Inc.");
+    expect(await cli("resume", "acme")).toBe("Tenant acme is now active.\n");
+    expect((await showJson("acme")).status).toBe("active");
+    // The other tenant was not touched.
+    expect((await showJson("globex")).status).toBe("active");
+  });
+
+  it("delete --yes drops the schema, the catalog and host rows and the ledger rows; the slug is free again", async () => {
+    const { rows: [{ id }] } = await client.query("SELECT id::int AS id FROM shared.tenants WHERE slug = 'globex'");
+    await client.query("CREATE TABLE tenant_globex.extra (id int)"); // data of any shape goes with it
+    expect(await cli("delete", "globex", "--yes")).toBe("Deleted tenant globex and schema tenant_globex.\n");
+    expect(await userSchemas(client)).toEqual(["public", "shared", "tenant_acme"]);
+    expect((await client.query("SELECT 1 FROM shared.tenants WHERE slug = 'globex'")).rowCount).toBe(0);
+    expect((await client.query("SELECT 1 FROM shared.tenant_hosts WHERE tenant_id = $1", [id])).rowCount).toBe(0);
+    expect((await ledger(client)).filter((r) => r.schema_name === "tenant_globex")).toEqual([]);
+    expect((await ledger(client)).filter((r) => r.schema_name === "tenant_acme").map((r) => r.migration)).toEqual(checkoutTags("tenant"));
+    expect(JSON.parse(await cli("list", "--json")).map((t: Listed) => t.slug)).toEqual(["acme"]);
+
+    const again = JSON.parse(await cli("create", "globex", "--name", "Globex 2", "--host", "api.globex.test", "--json")) as Listed;
+    expect(again.id).not.toBe(id);
+    expect(again.hosts).toEqual([{ host: "api.globex.test", primary: true }]);
+    expect((await client.query("SELECT * FROM tenant_globex.items")).rowCount).toBe(0);
+    expect((await client.query("SELECT to_regclass('tenant_globex.extra') AS r")).rows[0].r).toBeNull();
+  });
+
+  it("the longest slug (56 characters) makes a 63-byte schema name", async () => {
+    const slug = `s${"x".repeat(55)}`;
+    const label = "h".repeat(63);
+    const t = JSON.parse(await cli("create", slug, "--name", "Long", "--host", `${label}.example.com`, "--json")) as Listed;
+    expect(t.schema).toBe(`tenant_${slug}`);
+    expect(t.schema.length).toBe(63);
+    const { rows } = await client.query("SELECT nspname FROM pg_namespace WHERE nspname = $1", [t.schema]);
+    expect(rows).toEqual([{ nspname: t.schema }]);
+    expect(await cli("delete", slug, "--yes")).toBe(`Deleted tenant ${slug} and schema tenant_${slug}.\n`);
+  });
+});
