@@ -2,7 +2,7 @@
 // an advisory lock. Atomic by default (one transaction for everything); with a batch size, each
 // batch of tenants is its own transaction and a re-run resumes where a failure or a kill stopped.
 import type pg from "pg";
-import { waitForAdvisoryLock } from "../db/connect.ts";
+import { inTransaction, waitForAdvisoryLock } from "../db/connect.ts";
 import { migrationSql, type Migration, type MigrationSet } from "./files.ts";
 import {
   MIGRATION_LOCK_KEY,
@@ -167,18 +167,6 @@ export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan):
         `Run with --batch-size ${suggested}, or raise max_locks_per_transaction to at least ` +
         `${Math.ceil(needed / 0.8 / (conns + prepared))} and restart PostgreSQL.`,
     );
-  }
-}
-
-async function inTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
-  await client.query("BEGIN");
-  try {
-    const result = await work();
-    await client.query("COMMIT");
-    return result;
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw error;
   }
 }
 

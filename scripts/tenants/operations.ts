@@ -2,6 +2,7 @@
 // change is one transaction under the migration lock; a refused change leaves nothing behind.
 import type pg from "pg";
 import { hostError, normalizeHost, quoteIdent, slugError, tenantSchemaName } from "../../src/tenancy/naming.ts";
+import { inTransaction, waitForAdvisoryLock } from "../db/connect.ts";
 import { migrationSql, type MigrationSet } from "../migrations/files.ts";
 import {
   CREATE_LEDGER_SQL,
@@ -30,28 +31,14 @@ export interface TenantInfo {
 
 const LOCK_TIMEOUT_MS = 10_000;
 
-/** BEGIN, then the migration lock for this transaction (waiting a bounded time), then `work`. */
+/** One transaction holding the migration lock (waited for a bounded time), around `work`. */
 async function lockedTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
-  await client.query("BEGIN");
-  try {
-    const deadline = Date.now() + LOCK_TIMEOUT_MS;
-    for (;;) {
-      const { rows } = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock($1) AS ok", [
-        MIGRATION_LOCK_KEY,
-      ]);
-      if (rows[0]!.ok) break;
-      if (Date.now() > deadline) {
-        throw new TenantCommandError("a migration run (or another tenant command) holds the migration lock; try again shortly");
-      }
-      await new Promise((r) => setTimeout(r, 100));
+  return inTransaction(client, async () => {
+    if (!(await waitForAdvisoryLock(client, MIGRATION_LOCK_KEY, LOCK_TIMEOUT_MS, "transaction"))) {
+      throw new TenantCommandError("a migration run (or another tenant command) holds the migration lock; try again shortly");
     }
-    const result = await work();
-    await client.query("COMMIT");
-    return result;
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw error;
-  }
+    return work();
+  });
 }
 
 async function requireInitialized(client: pg.Client): Promise<void> {
