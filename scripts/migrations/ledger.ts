@@ -60,7 +60,10 @@ SELECT
   coalesce((
     SELECT json_agg(json_build_object('track', track, 'migration', migration, 'checksums', checksums, 'count', n))
     FROM (SELECT track, migration, array_agg(DISTINCT checksum) AS checksums, count(*)::int AS n
-          FROM ${LEDGER_TABLE} GROUP BY track, migration) c
+          FROM ${LEDGER_TABLE} l
+          -- Rows of a schema no tenant owns (dropped by hand) must not count towards "everywhere".
+          WHERE track = 'shared' OR EXISTS (SELECT 1 FROM shared.tenants t WHERE t.schema_name = l.schema_name)
+          GROUP BY track, migration) c
   ), '[]') AS entries`;
 
 /**
