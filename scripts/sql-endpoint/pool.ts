@@ -3,15 +3,18 @@
 // password, so a wrong password can never ride on someone else's connection.
 import pg from "pg";
 import type { Credentials } from "./protocol.ts";
+import { simpleQuery, Wire, type SegmentResult } from "./wire.ts";
 
 /**
  * Neon's proxy runs `ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE
  * ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES` when a
  * connection goes back to its pool. `DISCARD ALL` is documented as exactly that list plus DISCARD
- * PLANS, in one statement; ROLLBACK is sent first only when a transaction is open, because a
- * needless ROLLBACK makes PostgreSQL log a warning on every request.
+ * PLANS, in one statement. It refuses to run inside a transaction block, so a request that left a
+ * transaction open (a lone `BEGIN`) makes it fail, and that session is discarded instead: closing
+ * it rolls the transaction back. The endpoint sends it in the same write as the request's own
+ * statements (see wire.ts).
  */
-const RESET_SESSION_SQL = "DISCARD ALL";
+export const RESET_SESSION = simpleQuery("DISCARD ALL");
 
 export interface Upstream {
   host: string;
@@ -29,9 +32,10 @@ export interface Session {
   client: pg.Client;
   key: string;
   config: pg.ClientConfig;
+  wire: Wire;
   broken: boolean;
-  /** The transaction status from the last ReadyForQuery: I (idle), T (in a transaction), E (failed). */
-  transactionStatus: string;
+  /** The reset already sent behind the request's statements; release waits for it. */
+  pendingReset?: Promise<SegmentResult>;
 }
 
 interface KeyPool {
@@ -70,16 +74,14 @@ export class SessionPool {
 
   /** Healthy sessions are reset and pooled again; a session that saw an error is discarded. */
   release(session: Session, healthy: boolean): void {
+    const reset = session.pendingReset;
+    session.pendingReset = undefined;
     if (!healthy || session.broken || this.closed) {
       this.discard(session);
       return;
     }
-    const reset =
-      session.transactionStatus === "I"
-        ? session.client.query(RESET_SESSION_SQL)
-        : session.client.query("ROLLBACK").then(() => session.client.query(RESET_SESSION_SQL));
-    reset.then(
-      () => this.handOver(session),
+    (reset ?? session.wire.pipeline([RESET_SESSION], 1)[0]!).then(
+      (result) => (result.error || result.status !== "I" ? this.discard(session) : this.handOver(session)),
       () => this.discard(session),
     );
   }
@@ -127,16 +129,13 @@ export class SessionPool {
       options: "-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=postgres",
     };
     const client = new pg.Client(config);
-    const session: Session = { client, key, config, broken: false, transactionStatus: "I" };
+    let session: Session | undefined;
     client.on("error", () => {
-      session.broken = true;
-    });
-    const connection = (client as unknown as { connection: import("node:events").EventEmitter }).connection;
-    connection.on("readyForQuery", (message: { status: string }) => {
-      session.transactionStatus = message.status;
+      if (session) session.broken = true;
     });
     try {
       await client.connect();
+      session = { client, key, config, wire: new Wire(client), broken: false };
       return session;
     } catch (error) {
       pool.open--;

@@ -4,7 +4,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { QueryArrayConfig } from "pg";
 import {
   EndpointError,
   MAX_REQUEST_BYTES,
@@ -19,9 +18,9 @@ import {
   resultBody,
   startTransactionSql,
   type QueryItem,
-  type QueryOutcome,
 } from "./protocol.ts";
-import { SessionPool, type Session, type Upstream } from "./pool.ts";
+import { RESET_SESSION, SessionPool, type Upstream } from "./pool.ts";
+import { extendedStatement, simpleQuery, SYNC, type StatementOutcome } from "./wire.ts";
 
 export interface SqlEndpointOptions {
   upstream: Upstream;
@@ -54,9 +53,6 @@ const CORS_HEADERS = {
     "Neon-Batch-Read-Only, Neon-Batch-Isolation-Level, Neon-Batch-Deferrable",
   "Access-Control-Max-Age": "86400",
 };
-
-// Every value comes back as PostgreSQL's text output: no parsing on the endpoint.
-const RAW_TEXT_TYPES = { getTypeParser: () => (value: string) => value };
 
 function send(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
   if (res.writableEnded || res.destroyed) return;
@@ -117,25 +113,6 @@ function responseTooLarge(): EndpointError {
   return new EndpointError(507, `response is too large (max is ${MAX_RESPONSE_BYTES} bytes)`);
 }
 
-async function runQuery(session: Session, item: QueryItem): Promise<QueryOutcome> {
-  // Extended protocol even without parameters: one statement per query, as on Neon.
-  // (`queryMode` is pg's, missing from @types/pg.)
-  const config: QueryArrayConfig & { queryMode: "extended" } = {
-    text: item.query,
-    values: item.params.map(encodeParam),
-    rowMode: "array",
-    queryMode: "extended",
-    types: RAW_TEXT_TYPES,
-  };
-  const result = await session.client.query<unknown[]>(config);
-  return {
-    fields: result.fields ?? [],
-    rows: result.rows ?? [],
-    command: result.command ?? "",
-    rowCount: result.rowCount ?? null,
-  };
-}
-
 export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<SqlEndpoint> {
   const pool = new SessionPool({
     upstream: options.upstream,
@@ -169,29 +146,49 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
     };
     res.once("close", cancelOnDisconnect);
     try {
-      // Each result is serialised as it arrives and counted against the response limit, so an
-      // oversized batch fails before COMMIT: a 507 never leaves a batch committed behind the
-      // client's back (the session is discarded, which rolls the transaction back).
-      const parts: string[] = [];
-      let size = 0;
-      const run = async (item: QueryItem) => {
-        const outcome = await runQuery(session, item);
-        const part = JSON.stringify(resultBody(outcome, item.arrayMode ?? arrayMode, rawText));
-        size += Buffer.byteLength(part);
-        if (size > MAX_RESPONSE_BYTES) throw responseTooLarge();
-        parts.push(part);
-      };
+      // One write per request: the statements, then (single queries) the session reset. A batch
+      // is one extended-protocol segment, START TRANSACTION first, so an error skips the rest; its
+      // results are serialised and checked against the response limit BEFORE COMMIT is sent, so a
+      // 507 never leaves a batch committed (the session is discarded, which rolls it back).
+      const statement = (item: QueryItem) => extendedStatement(item.query, item.params.map(encodeParam));
+      let outcomes: StatementOutcome[];
       if (batchOptions) {
-        await session.client.query(startTransactionSql(batchOptions));
-        for (const item of request.queries) await run(item);
-        await session.client.query("COMMIT");
+        const [segment] = session.wire.pipeline(
+          [...statement({ query: startTransactionSql(batchOptions), params: [] }), ...request.queries.flatMap(statement), SYNC],
+          1,
+          MAX_RESPONSE_BYTES,
+        );
+        const result = await segment!;
+        if (result.error) throw result.error;
+        if (result.overBudget) throw responseTooLarge();
+        outcomes = result.outcomes.slice(1);
       } else {
-        await run(request.queries[0]!);
+        const [segment, reset] = session.wire.pipeline(
+          [...statement(request.queries[0]!), SYNC, RESET_SESSION],
+          2,
+          MAX_RESPONSE_BYTES,
+        );
+        session.pendingReset = reset!;
+        reset!.catch(() => {});
+        const result = await segment!;
+        if (result.error) throw result.error;
+        if (result.overBudget) throw responseTooLarge();
+        outcomes = result.outcomes;
+      }
+      const parts = outcomes.map((outcome, i) =>
+        JSON.stringify(resultBody(outcome, request.queries[i]!.arrayMode ?? arrayMode, rawText)),
+      );
+      const json = batchOptions ? `{"results":[${parts.join(",")}]}` : parts[0]!;
+      if (Buffer.byteLength(json) > MAX_RESPONSE_BYTES) throw responseTooLarge();
+      if (batchOptions) {
+        const [commit, reset] = session.wire.pipeline([simpleQuery("COMMIT"), RESET_SESSION], 2);
+        session.pendingReset = reset!;
+        reset!.catch(() => {});
+        const committed = await commit!;
+        if (committed.error) throw committed.error;
       }
       healthy = true;
       options.onQuery?.(request.queries);
-      const json = batchOptions ? `{"results":[${parts.join(",")}]}` : parts[0]!;
-      if (Buffer.byteLength(json) > MAX_RESPONSE_BYTES) throw responseTooLarge();
       send(res, 200, json, batchOptions?.echo);
     } finally {
       res.off("close", cancelOnDisconnect);

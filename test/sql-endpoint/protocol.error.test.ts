@@ -133,3 +133,15 @@ describe("bad requests", () => {
     }
   });
 });
+
+describe("COPY over HTTP", () => {
+  it("refuses COPY FROM STDIN with a clear error and keeps serving", async () => {
+    const { driver } = await import("./helpers.ts");
+    const sql = driver();
+    await expect(sql.query("COPY (SELECT 1) TO STDOUT")).resolves.toBeDefined();
+    await sql.query("CREATE SCHEMA IF NOT EXISTS copy_test");
+    await sql.query("CREATE TABLE IF NOT EXISTS copy_test.target (n int)");
+    await expect(sql.query("COPY copy_test.target FROM STDIN")).rejects.toThrow(/COPY FROM STDIN is not supported/);
+    expect(await sql.query("SELECT 41 + 1 AS answer")).toEqual([{ answer: 42 }]);
+  });
+});
