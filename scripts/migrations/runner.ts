@@ -129,10 +129,11 @@ const LOCKS_HELD_SQL =
 
 /**
  * Applies the plan to the shared schema and to one tenant inside a transaction that is rolled back,
- * counting the locks it took, to tell whether one transaction for every tenant fits the server's
- * lock table (max_locks_per_transaction x (max_connections + max_prepared_transactions)).
+ * counting the locks it took, to tell whether one transaction for every tenant (or for one batch
+ * of `batchSize`) fits the server's lock table
+ * (max_locks_per_transaction x (max_connections + max_prepared_transactions)).
  */
-export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan): Promise<void> {
+export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, batchSize?: number): Promise<void> {
   if (plan.tenants.length === 0) return;
   const sample = plan.tenants.reduce((a, b) => (b.pending.length > a.pending.length ? b : a));
   let perTenant: number;
@@ -156,15 +157,16 @@ export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan):
   );
   const { per_tx, conns, prepared } = rows[0]!;
   const capacity = per_tx * (conns + prepared);
-  const needed = forShared + perTenant * plan.tenants.length;
+  const perTransaction = Math.min(plan.tenants.length, batchSize ?? plan.tenants.length);
+  const needed = (batchSize === undefined ? forShared : 0) + perTenant * perTransaction;
   // Other sessions use the same lock table: leave them a fifth of it.
   if (needed > capacity * 0.8) {
     const suggested = Math.max(1, Math.floor((capacity * 0.5) / perTenant / 100) * 100 || Math.floor((capacity * 0.5) / perTenant));
     throw new MigrationError(
-      `one transaction for ${plan.tenants.length} tenants would take about ${needed} locks (${perTenant} per tenant), ` +
+      `one transaction for ${perTransaction} tenants${batchSize === undefined ? "" : " (one batch)"} would take about ${needed} locks (${perTenant} per tenant), ` +
         `more than the server's lock table holds safely (max_locks_per_transaction=${per_tx} x ` +
         `(max_connections=${conns} + max_prepared_transactions=${prepared}) = ${capacity}). Nothing was applied. ` +
-        `Run with --batch-size ${suggested}, or raise max_locks_per_transaction to at least ` +
+        `Run with ${batchSize === undefined ? "" : "a smaller "}--batch-size ${suggested}, or raise max_locks_per_transaction to at least ` +
         `${Math.ceil(needed / 0.8 / (conns + prepared))} and restart PostgreSQL.`,
     );
   }
@@ -206,6 +208,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
       return { plan, applied: true, transactions: 1 };
     }
 
+    await checkLockCapacity(client, plan, options.batchSize);
     let transactions = 0;
     if (plan.shared.length) {
       await inTransaction(client, async () => {

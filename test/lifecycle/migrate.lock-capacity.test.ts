@@ -86,6 +86,13 @@ it(
     expect(batchSize).toBeGreaterThanOrEqual(1);
     expect(batchSize * perTenant).toBeLessThanOrEqual(200 * 0.8);
 
+    // A batch as large as the fleet is no safer than one transaction: refused the same way.
+    const tooBig = await migrateCli({ databaseUrl, migrationsDir }, "--batch-size", String(TENANTS));
+    expect(tooBig.code, show(tooBig)).toBe(1);
+    expect(tooBig.stderr).toContain(`one transaction for ${TENANTS} tenants (one batch) would take about`);
+    expect(tooBig.stderr).toMatch(/Run with a smaller --batch-size \d+/);
+    expect(await columnsEverywhere(client)).toBe(0);
+
     const batched = await migrateCli({ databaseUrl, migrationsDir }, "--batch-size", String(batchSize));
     expect(batched.code, show(batched)).toBe(0);
     const transactions = Math.ceil(TENANTS / batchSize);
