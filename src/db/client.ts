@@ -11,15 +11,19 @@ export type TenantDatabase = NeonHttpDatabase<SharedSchema & TenantTables>;
 const clients = new Map<string, NeonQueryFunction<false, false>>();
 
 /**
- * The driver for a connection string: every query is one HTTP request and no session state
- * survives it. Only local mode sets LOCAL_SQL_ENDPOINT; without it the driver derives Neon's own
- * endpoint from the connection string's host.
+ * Points the driver at the local SQL endpoint when (and only when) LOCAL_SQL_ENDPOINT is set: local
+ * mode. Without it the driver derives Neon's own endpoint from the connection string's host. The
+ * setting is global to the isolate, so it is applied on every request, before any query.
  */
-function sqlClient(config: WorkerConfig): NeonQueryFunction<false, false> {
+export function configureDriver(config: WorkerConfig): void {
   if (config.LOCAL_SQL_ENDPOINT) {
     const endpoint = config.LOCAL_SQL_ENDPOINT;
     neonConfig.fetchEndpoint = () => endpoint;
   }
+}
+
+/** The driver for a connection string: every query is one HTTP request; no session state survives it. */
+function sqlClient(config: WorkerConfig): NeonQueryFunction<false, false> {
   let client = clients.get(config.DATABASE_URL);
   if (!client) {
     client = neon(config.DATABASE_URL);
@@ -28,9 +32,16 @@ function sqlClient(config: WorkerConfig): NeonQueryFunction<false, false> {
   return client;
 }
 
-/** Drizzle over the shared tables only (the catalog). */
+const catalogDatabases = new Map<string, NeonHttpDatabase<SharedSchema>>();
+
+/** Drizzle over the shared tables only (the catalog); one per connection string and isolate. */
 export function catalogDatabase(config: WorkerConfig): NeonHttpDatabase<SharedSchema> {
-  return drizzle({ client: sqlClient(config), schema: sharedSchema });
+  let db = catalogDatabases.get(config.DATABASE_URL);
+  if (!db) {
+    db = drizzle({ client: sqlClient(config), schema: sharedSchema });
+    catalogDatabases.set(config.DATABASE_URL, db);
+  }
+  return db;
 }
 
 const tenantDatabases = new LruTtlCache<string, { db: TenantDatabase; tables: TenantTables }>(1_000);
