@@ -7,11 +7,12 @@
 //   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5]
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "../db/connect.ts";
+import { getByHost } from "../local/http.ts";
 import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import { startSqlEndpoint } from "../sql-endpoint/server.ts";
@@ -54,18 +55,7 @@ const variants: Variant[] = [
 
 const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
 
-function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((done, fail) => {
-    const req = request({ host: "127.0.0.1", port, path, agent, headers: { Host: `${host}:${port}` } }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => done({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", fail);
-    req.end();
-  });
-}
+const get = (port: number, host: string, path: string) => getByHost(port, host, path, { agent });
 
 async function load(variant: Variant, durationMs: number) {
   const latencies: number[] = [];

@@ -3,26 +3,15 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getByHost } from "../../scripts/local/http.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 
-function get(port: number, host: string, path: string, headers: Record<string, string> = {}) {
-  return new Promise<{ status: number; body: string }>((done, fail) => {
-    const req = request({ host: "127.0.0.1", port, path, headers: { Host: `${host}:${port}`, ...headers } }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => done({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", fail);
-    req.end();
-  });
-}
+const get = (port: number, host: string, path: string) => getByHost(port, host, path);
 
 function processesMentioning(text: string): string[] {
   const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });

@@ -9,6 +9,18 @@ import { checkoutTags } from "../support/migrations.ts";
 afterAll(dropTestDatabases);
 
 /** What `public` may hold: the ledger table, its row type and array type, its indexes and constraints. */
+/** `init`, then tenants acme and globex, through the CLI as a user runs it. */
+async function initWithAcmeAndGlobex(databaseUrl: string): Promise<void> {
+  for (const args of [
+    ["init"],
+    ["create", "acme", "--name", "Acme", "--host", "acme.example.com"],
+    ["create", "globex", "--name", "Globex", "--host", "globex.example.com"],
+  ]) {
+    const r = await tenantsCli({ databaseUrl }, ...args);
+    expect(r.code, show(r)).toBe(0);
+  }
+}
+
 const LEDGER_OBJECTS = [
   "pg_class schema_migrations (r)",
   "pg_class schema_migrations_pkey (i)",
@@ -44,14 +56,7 @@ describe("tenants init", () => {
 
   it("a second init after tenants exist leaves the tenants, their schemas and the ledger alone", async () => {
     const databaseUrl = await freshDatabase("init_idem_tenants");
-    for (const args of [
-      ["init"],
-      ["create", "acme", "--name", "Acme", "--host", "acme.example.com"],
-      ["create", "globex", "--name", "Globex", "--host", "globex.example.com"],
-    ]) {
-      const r = await tenantsCli({ databaseUrl }, ...args);
-      expect(r.code, show(r)).toBe(0);
-    }
+    await initWithAcmeAndGlobex(databaseUrl);
     const client = await connectTo(databaseUrl);
     const before = await databaseState(client);
     const acmeBefore = await schemaCatalog(client, "tenant_acme");
@@ -98,14 +103,7 @@ describe("an initialized database with two tenants", () => {
 
   it("each tenant's enum item_status lives in its own schema, and items.status uses that schema's type", async () => {
     const databaseUrl = await freshDatabase("init_enum");
-    for (const args of [
-      ["init"],
-      ["create", "acme", "--name", "Acme", "--host", "acme.example.com"],
-      ["create", "globex", "--name", "Globex", "--host", "globex.example.com"],
-    ]) {
-      const r = await tenantsCli({ databaseUrl }, ...args);
-      expect(r.code, show(r)).toBe(0);
-    }
+    await initWithAcmeAndGlobex(databaseUrl);
     const client = await connectTo(databaseUrl);
     const types = await client.query<{ schema: string; labels: string[] }>(
       `SELECT n.nspname AS schema, array_agg(e.enumlabel ORDER BY e.enumsortorder)::text[] AS labels
