@@ -32,7 +32,7 @@ const NO_FSYNC = process.argv.includes("--no-fsync");
 const ROOT = resolve(import.meta.dirname, "../..");
 const MIGRATE_CLI = join(ROOT, "scripts/migrations/cli.ts");
 const TENANTS_CLI = join(ROOT, "scripts/tenants/cli.ts");
-const PSQL = "/usr/bin/psql";
+const PSQL = process.env.PSQL ?? "psql";
 
 // ---------------------------------------------------------------------------------------------
 // Figures
