@@ -53,7 +53,7 @@ export function describeStack(stack: LocalStack, delayMs: number): string {
   ].join("\n");
 }
 
-/** Runs `stop` once on Ctrl-C or SIGTERM, then exits. */
+/** Runs `stop` once on Ctrl-C, SIGTERM or a closed terminal (SIGHUP), then exits. */
 export function onShutdown(stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
@@ -70,4 +70,5 @@ export function onShutdown(stop: () => Promise<void>): void {
   };
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
+  process.on("SIGHUP", handler);
 }
