@@ -1,5 +1,6 @@
 // What every Node command shares: one clear line on failure, and the exit codes.
 import { ConnectionError } from "./db/connect.ts";
+import { LocalConfigError } from "./local/config.ts";
 import { MigrationFileError } from "./migrations/files.ts";
 import { LedgerMismatchError, NotInitializedError } from "./migrations/ledger.ts";
 import { LockBusyError, MigrationError } from "./migrations/runner.ts";
@@ -20,7 +21,8 @@ export function fail(error: unknown): never {
     error instanceof LedgerMismatchError ||
     error instanceof NotInitializedError ||
     error instanceof MigrationFileError ||
-    error instanceof ConnectionError;
+    error instanceof ConnectionError ||
+    error instanceof LocalConfigError;
   if (known) {
     console.error(`error: ${(error as Error).message}`);
   } else {

@@ -1,22 +1,16 @@
 // A real PostgreSQL session for the Node scripts (migrations need interactive transactions).
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
 import pg from "pg";
-import { DEFAULT_DATABASE, DEFAULT_PG_PORT } from "../local/postgres.ts";
+import { parseLocalConfig } from "../local/config.ts";
+import { embeddedDatabaseUrl } from "../local/defaults.ts";
 
-export const LOCAL_DATABASE_URL = `postgresql://postgres:postgres@127.0.0.1:${DEFAULT_PG_PORT}/${DEFAULT_DATABASE}`;
-
-/** DATABASE_URL from the environment or `.env`; without it, the local stack's database. */
+/**
+ * DATABASE_URL from the environment or `.env`, read by the same rules as `npm run db`; without
+ * it, the database that `npm run db` / `npm run dev` run (on LOCAL_PG_PORT).
+ */
 export function databaseUrlFromEnv(): { url: string; local: boolean } {
-  if (!process.env.DATABASE_URL && existsSync(resolve(".env"))) process.loadEnvFile(resolve(".env"));
-  const url = process.env.DATABASE_URL;
-  if (url) {
-    if (!/^postgres(ql)?:\/\//.test(url)) {
-      throw new Error("DATABASE_URL must be a postgres:// or postgresql:// connection string");
-    }
-    return { url, local: false };
-  }
-  return { url: LOCAL_DATABASE_URL, local: true };
+  const config = parseLocalConfig();
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL, local: false };
+  return { url: embeddedDatabaseUrl(config.LOCAL_PG_PORT), local: true };
 }
 
 export class ConnectionError extends Error {}

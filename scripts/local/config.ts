@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { DEFAULT_DATA_DIR, DEFAULT_PG_PORT } from "./postgres.ts";
+import { DEFAULT_DATA_DIR, DEFAULT_PG_PORT } from "./defaults.ts";
 
 const port = (name: string, fallback: number) =>
   z.coerce
@@ -18,7 +18,7 @@ const LocalConfigSchema = z.object({
     (value) => (value === "" ? undefined : value),
     z
       .string()
-      .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must start with postgres:// or postgresql://")
+      .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// or postgresql:// connection string")
       .optional(),
   ),
   LOCAL_DATA_DIR: z.string().default(DEFAULT_DATA_DIR),
@@ -34,15 +34,25 @@ const LocalConfigSchema = z.object({
 
 export type LocalConfig = z.infer<typeof LocalConfigSchema>;
 
-/** Reads the environment (after `.env`, if present); exits with one clear line on a bad value. */
-export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConfig {
+export class LocalConfigError extends Error {}
+
+/** Reads the environment (after `.env`, if present); a bad value throws, naming every problem. */
+export function parseLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConfig {
   if (env === process.env && existsSync(resolve(".env"))) process.loadEnvFile(resolve(".env"));
   const parsed = LocalConfigSchema.safeParse(env);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) console.error(`error: ${issue.message}`);
+  if (!parsed.success) throw new LocalConfigError(parsed.error.issues.map((issue) => issue.message).join("; "));
+  return parsed.data;
+}
+
+/** As parseLocalConfig, for the long-running commands: a bad value exits 2 with one line a problem. */
+export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConfig {
+  try {
+    return parseLocalConfig(env);
+  } catch (error) {
+    if (!(error instanceof LocalConfigError)) throw error;
+    for (const message of error.message.split("; ")) console.error(`error: ${message}`);
     process.exit(2);
   }
-  return parsed.data;
 }
 
 /** `--delay-ms N` on the command line overrides LOCAL_SQL_DELAY_MS. */

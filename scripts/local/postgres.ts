@@ -6,6 +6,9 @@ import { chmod, mkdir } from "node:fs/promises";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import pg from "pg";
+import { DEFAULT_DATABASE, embeddedDatabaseUrl } from "./defaults.ts";
+
+export { DEFAULT_DATA_DIR, DEFAULT_DATABASE, DEFAULT_PG_PORT, embeddedDatabaseUrl } from "./defaults.ts";
 
 export interface LocalDatabase {
   /** A `postgresql://` URL with user, password, host, port and database. */
@@ -30,9 +33,6 @@ export interface EmbeddedOptions {
   log?: (line: string) => void;
 }
 
-export const DEFAULT_DATA_DIR = resolve(".local/postgres");
-export const DEFAULT_PG_PORT = 54329;
-export const DEFAULT_DATABASE = "edge_tenants";
 
 /** A free TCP port on loopback, chosen by the kernel. */
 export async function freePort(): Promise<number> {
@@ -117,7 +117,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<L
   } finally {
     await admin.end();
   }
-  const url = `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+  const url = embeddedDatabaseUrl(port, database, user, password);
   return { url, host: "127.0.0.1", port, embedded: true, stop: () => server.stop() };
 }
 
