@@ -4,6 +4,7 @@
 // Nothing here is a ready-to-query global: handlers get tables from the request context.
 import { relations, sql } from "drizzle-orm";
 import { boolean, integer, pgSchema, serial, text, timestamp, type PgSchema } from "drizzle-orm/pg-core";
+import { LruTtlCache } from "../../tenancy/cache.ts";
 
 export function defineTenantTables(schema: PgSchema) {
   const itemStatus = schema.enum("item_status", ["draft", "published", "archived"]);
@@ -43,20 +44,16 @@ export function defineTenantTables(schema: PgSchema) {
 export type TenantTables = ReturnType<typeof defineTenantTables>;
 
 const MAX_BOUND_TENANTS = 1_000;
-const bound = new Map<string, TenantTables>();
+const bound = new LruTtlCache<string, TenantTables>(MAX_BOUND_TENANTS);
 
 /**
  * The tenant tables bound to one tenant schema (`tenant_<slug>`, from the catalog). Memoized with
  * LRU eviction, so an isolate serving many tenants keeps at most MAX_BOUND_TENANTS sets.
  */
 export function tenantTables(schemaName: string): TenantTables {
-  let tables = bound.get(schemaName);
-  if (tables) {
-    bound.delete(schemaName);
-  } else {
-    tables = defineTenantTables(pgSchema(schemaName));
-    if (bound.size >= MAX_BOUND_TENANTS) bound.delete(bound.keys().next().value!);
-  }
-  bound.set(schemaName, tables);
+  const hit = bound.get(schemaName);
+  if (hit) return hit.value;
+  const tables = defineTenantTables(pgSchema(schemaName));
+  bound.set(schemaName, tables, Number.POSITIVE_INFINITY);
   return tables;
 }
