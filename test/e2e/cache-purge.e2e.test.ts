@@ -3,17 +3,16 @@ import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMigrations } from "../../scripts/migrations/files.ts";
 import { KV_BINDING } from "../../scripts/tenants/cache-purge.ts";
 import { createTenant, initDatabase } from "../../scripts/tenants/operations.ts";
 import { hostCacheKey } from "../../src/tenancy/cache.ts";
+import { connectTo, dropTestDatabases, freshDatabase } from "../support/database.ts";
 
 const wrangler = resolve("node_modules/.bin/wrangler");
 let persistTo: string;
 let databaseUrl: string;
-const dbName = `purge_${process.pid}`;
 
 function kv(...args: string[]) {
   return spawnSync(wrangler, ["kv", "key", ...args, "--binding", KV_BINDING, "--local", "--persist-to", persistTo], {
@@ -30,18 +29,14 @@ function cli(...args: string[]) {
 
 beforeAll(async () => {
   persistTo = await mkdtemp(join(tmpdir(), "edge-tenants-kv-"));
-  const admin = new pg.Client({ connectionString: inject("databaseUrl") });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  await admin.end();
-  const url = new URL(inject("databaseUrl"));
-  url.pathname = `/${dbName}`;
-  databaseUrl = url.toString();
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  await initDatabase(client, loadMigrations());
-  await createTenant(client, loadMigrations(), { slug: "purgy", name: "Purgy", hosts: ["purgy.test", "old.purgy.test"] });
-  await client.end();
+  databaseUrl = await freshDatabase("purge");
+  const client = await connectTo(databaseUrl);
+  try {
+    await initDatabase(client, loadMigrations());
+    await createTenant(client, loadMigrations(), { slug: "purgy", name: "Purgy", hosts: ["purgy.test", "old.purgy.test"] });
+  } finally {
+    await client.end();
+  }
   for (const host of ["purgy.test", "old.purgy.test", "other.test"]) {
     expect(kv("put", hostCacheKey(host), JSON.stringify({ tenant: null })).status).toBe(0);
   }
@@ -49,10 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rm(persistTo, { recursive: true, force: true });
-  const admin = new pg.Client({ connectionString: inject("databaseUrl") });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName}`);
-  await admin.end();
+  await dropTestDatabases();
 });
 
 describe("tenants CLI and the local KV tenant cache", () => {
