@@ -17,14 +17,8 @@ import { loadMigrations, type MigrationSet } from "../migrations/files.ts";
 import { readFleetSummary } from "../migrations/ledger.ts";
 import { migrate } from "../migrations/runner.ts";
 import { createTenant, deleteTenant, initDatabase } from "../tenants/operations.ts";
+import { flag } from "./args.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i === -1) return fallback;
-  const value = Number(process.argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} needs a whole number, at least 1`);
-  return value;
-}
 const TENANTS = flag("tenants", 1000);
 const BATCH = flag("batch-size", 500);
 const NO_FSYNC = process.argv.includes("--no-fsync");

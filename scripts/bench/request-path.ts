@@ -17,11 +17,8 @@ import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import { startSqlEndpoint } from "../sql-endpoint/server.ts";
 import { createTenant, initDatabase } from "../tenants/operations.ts";
+import { flag } from "./args.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? fallback : Number(process.argv[i + 1]);
-}
 const seconds = flag("seconds", 8);
 const rounds = flag("rounds", 2);
 // 4 by default: at 16 the three workerd instances, the endpoint and PostgreSQL saturate 2 cores, and

@@ -12,11 +12,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
+import { flag } from "./args.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? fallback : Number(process.argv[i + 1]);
-}
 const concurrency = flag("concurrency", 32);
 const seconds = flag("seconds", 10);
 const rounds = flag("rounds", 3);
