@@ -1,22 +1,15 @@
 // When the HTTP client goes away (an aborted fetch), the query it started is cancelled on the
 // server instead of running on to completion and holding its connection.
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directClient, driver, freshSchema } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { driver, useScratchSchema } from "./helpers.ts";
 
 const SCHEMA = "cancel_test";
 const sql = driver();
 let client: pg.Client;
 
-beforeAll(async () => {
-  client = await directClient();
-  await freshSchema(client, SCHEMA);
+useScratchSchema(SCHEMA, (c) => (client = c), async () => {
   await client.query(`CREATE TABLE ${SCHEMA}.writes (note text)`);
-});
-
-afterAll(async () => {
-  await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await client.end();
 });
 
 /** Backends (other than ours) currently running a query that contains `marker`. */

@@ -2,8 +2,8 @@
 // them (same text, same field metadata as a direct `pg` query), and the driver's default parsers
 // turn them into the JS values a user expects.
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directClient, driver, freshSchema, post, rawDirect, RAW_TYPES } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { driver, post, RAW_TYPES, rawDirect, useScratchSchema } from "./helpers.ts";
 
 const SCHEMA = "conformance_test";
 const TEXT =
@@ -14,9 +14,7 @@ const TEXT_ARRAY = ["a,b", 'c"d', null, "e\\f", "", "NULL", " sp ", "{}", "😀"
 let client: pg.Client;
 const sql = driver();
 
-beforeAll(async () => {
-  client = await directClient();
-  await freshSchema(client, SCHEMA);
+useScratchSchema(SCHEMA, (c) => (client = c), async () => {
   await client.query(`CREATE TYPE ${SCHEMA}.mood AS ENUM ('sad', 'ok', 'happy', 'with space', 'q''uote')`);
   await client.query(`
     CREATE TABLE ${SCHEMA}.samples (
@@ -40,11 +38,6 @@ beforeAll(async () => {
        NULL, NULL, NULL, NULL, NULL, NULL)`,
     [TEXT, TEXT_ARRAY],
   );
-});
-
-afterAll(async () => {
-  await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await client.end();
 });
 
 const SELECT_ALL = `SELECT * FROM ${SCHEMA}.samples ORDER BY id`;

@@ -17,8 +17,8 @@ import {
   uuid,
 } from "drizzle-orm/pg-core";
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directClient, driver, freshSchema, rawDirect } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { driver, rawDirect, useScratchSchema } from "./helpers.ts";
 
 const SCHEMA = "drizzle_test";
 const schema = pgSchema(SCHEMA);
@@ -42,9 +42,7 @@ const widgets = schema.table("widgets", {
 const db = drizzle({ client: driver() });
 let client: pg.Client;
 
-beforeAll(async () => {
-  client = await directClient();
-  await freshSchema(client, SCHEMA);
+useScratchSchema(SCHEMA, (c) => (client = c), async () => {
   await client.query(`CREATE TYPE ${SCHEMA}.widget_status AS ENUM ('draft', 'live', 'retired')`);
   await client.query(`
     CREATE TABLE ${SCHEMA}.widgets (
@@ -52,11 +50,6 @@ beforeAll(async () => {
       price numeric(12,2), active boolean NOT NULL DEFAULT true, tags text[], meta jsonb,
       created_at timestamptz, day date, wait interval, ref uuid, status ${SCHEMA}.widget_status
     )`);
-});
-
-afterAll(async () => {
-  await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await client.end();
 });
 
 const CREATED = new Date("2024-05-06T07:08:09.123Z");

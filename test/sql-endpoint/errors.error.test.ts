@@ -2,8 +2,8 @@
 // pg's DatabaseError for the same statement); batches fail as a whole.
 import { NeonDbError } from "@neondatabase/serverless";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directClient, driver, freshSchema, post } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { driver, post, useScratchSchema } from "./helpers.ts";
 
 const SCHEMA = "errors_test";
 const sql = driver();
@@ -49,20 +49,13 @@ async function bothErrors(query: string, params: unknown[] = []) {
   return { viaDriver: viaDriver as NeonDbError, direct: direct as pg.DatabaseError };
 }
 
-beforeAll(async () => {
-  client = await directClient();
-  await freshSchema(client, SCHEMA);
+useScratchSchema(SCHEMA, (c) => (client = c), async () => {
   await client.query(`
     CREATE TABLE ${SCHEMA}.accounts (
       id int PRIMARY KEY, email text NOT NULL CONSTRAINT accounts_email_unique UNIQUE,
       balance int CHECK (balance >= 0)
     )`);
   await client.query(`INSERT INTO ${SCHEMA}.accounts VALUES (1, 'a@example.com', 10)`);
-});
-
-afterAll(async () => {
-  await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await client.end();
 });
 
 describe("PostgreSQL errors through the driver", () => {

@@ -2,7 +2,7 @@
 // client with the endpoint's session settings, and plain-fetch access to the raw protocol.
 import { neon, neonConfig } from "@neondatabase/serverless";
 import pg from "pg";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 
 /** Every value as PostgreSQL's text output, unparsed (for pg and for the driver's `types`). */
 export const RAW_TYPES = { getTypeParser: () => (value: string) => value };
@@ -75,4 +75,26 @@ export function connectionStringWith(change: { user?: string; password?: string;
   if (change.password !== undefined) url.password = change.password;
   if (change.database !== undefined) url.pathname = `/${change.database}`;
   return url.toString();
+}
+
+/**
+ * Gives the test file a schema of its own: made fresh before its tests (then `setup` runs on the
+ * direct client), dropped after them. `onClient` receives that direct `pg` client.
+ */
+export function useScratchSchema(
+  schema: string,
+  onClient: (client: pg.Client) => void,
+  setup: (client: pg.Client) => Promise<void> = async () => {},
+): void {
+  let client: pg.Client;
+  beforeAll(async () => {
+    client = await directClient();
+    onClient(client);
+    await freshSchema(client, schema);
+    await setup(client);
+  });
+  afterAll(async () => {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
+  });
 }

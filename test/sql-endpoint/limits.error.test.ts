@@ -2,23 +2,16 @@
 // both reach the driver as NeonDbError with the status, and the endpoint keeps serving.
 import { NeonDbError } from "@neondatabase/serverless";
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directClient, driver, endpointUrl, freshSchema, protocolHeaders } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { driver, endpointUrl, protocolHeaders, useScratchSchema } from "./helpers.ts";
 
 const SCHEMA = "limits_test";
 const MAX = 10 * 1024 * 1024;
 const sql = driver();
 let client: pg.Client;
 
-beforeAll(async () => {
-  client = await directClient();
-  await freshSchema(client, SCHEMA);
+useScratchSchema(SCHEMA, (c) => (client = c), async () => {
   await client.query(`CREATE TABLE ${SCHEMA}.writes (note text)`);
-});
-
-afterAll(async () => {
-  await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await client.end();
 });
 
 const SHELL = JSON.stringify({ query: "SELECT length($1) AS n", params: [""] });

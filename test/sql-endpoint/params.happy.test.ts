@@ -1,16 +1,14 @@
 // JS values passed as parameters through the real driver reach PostgreSQL as the same values a
 // direct `pg` query would bind: same stored text, same round trip.
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directClient, driver, freshSchema, post, rawDirect, RAW_TYPES } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { driver, post, RAW_TYPES, rawDirect, useScratchSchema } from "./helpers.ts";
 
 const SCHEMA = "params_test";
 const sql = driver();
 let client: pg.Client;
 
-beforeAll(async () => {
-  client = await directClient();
-  await freshSchema(client, SCHEMA);
+useScratchSchema(SCHEMA, (c) => (client = c), async () => {
   await client.query(`CREATE TYPE ${SCHEMA}.color AS ENUM ('red', 'green', 'dark blue')`);
   await client.query(`
     CREATE TABLE ${SCHEMA}.kinds (
@@ -18,11 +16,6 @@ beforeAll(async () => {
       t text, by bytea, j json, jb jsonb, ia int[], ta text[], m int[][], da date, ts timestamp,
       tstz timestamptz, iv interval, u uuid, c ${SCHEMA}.color
     )`);
-});
-
-afterAll(async () => {
-  await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await client.end();
 });
 
 const INSTANT = new Date("2024-02-29T18:29:59.123Z");

@@ -1,22 +1,14 @@
 // The `fullResults` shape through the real driver: fields as PostgreSQL described them, and the
 // command and rowCount of each kind of statement, the same as a direct `pg` query reports.
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directClient, driver, freshSchema, post } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { driver, post, useScratchSchema } from "./helpers.ts";
 
 const SCHEMA = "results_test";
 const sql = driver();
 let client: pg.Client;
 
-beforeAll(async () => {
-  client = await directClient();
-  await freshSchema(client, SCHEMA);
-});
-
-afterAll(async () => {
-  await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await client.end();
-});
+useScratchSchema(SCHEMA, (c) => (client = c));
 
 const full = (query: string, params: unknown[] = []) => sql.query(query, params, { fullResults: true });
 

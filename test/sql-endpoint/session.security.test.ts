@@ -2,22 +2,15 @@
 // statements are gone before the pooled connection serves the next request, even though it is the
 // same PostgreSQL backend. Batch transaction options really apply.
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directClient, driver, freshSchema } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { driver, useScratchSchema } from "./helpers.ts";
 
 const SCHEMA = "session_test";
 const sql = driver();
 let client: pg.Client;
 
-beforeAll(async () => {
-  client = await directClient();
-  await freshSchema(client, SCHEMA);
+useScratchSchema(SCHEMA, (c) => (client = c), async () => {
   await client.query(`CREATE TABLE ${SCHEMA}.marker (id int)`);
-});
-
-afterAll(async () => {
-  await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
-  await client.end();
 });
 
 async function backendPid(): Promise<number> {
