@@ -20,6 +20,17 @@ export function slugError(slug: string): string | undefined {
   );
 }
 
+/**
+ * Tenant schema names: `tenant_` and a key assigned once, when the tenant is created, and never
+ * assigned again (new keys are 12 characters of lowercase base32; schemas created before keys
+ * existed keep their `tenant_<slug>` name). The Worker binds only names that match this pattern.
+ */
+export const SCHEMA_NAME_PATTERN = /^tenant_[a-z0-9_]{1,56}$/;
+
+export function isValidSchemaName(name: string): boolean {
+  return SCHEMA_NAME_PATTERN.test(name);
+}
+
 export function tenantSchemaName(slug: string): string {
   if (!isValidSlug(slug)) throw new Error(slugError(slug));
   return `${TENANT_SCHEMA_PREFIX}${slug}`;
