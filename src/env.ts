@@ -30,11 +30,11 @@ export const WorkerConfigSchema = z.object({
   TENANT_KV_NEGATIVE_TTL_SECONDS: seconds("TENANT_KV_NEGATIVE_TTL_SECONDS", 60, 60),
   /**
    * Benchmarks only: `cache` (default) resolves through memory, KV and the catalog; `catalog` queries
-   * the catalog on every request (the naive approach); `fixed:<slug>` skips resolution entirely.
+   * the catalog on every request (the naive approach); `fixed:<schema>` (a tenant schema name) skips resolution entirely.
    */
   TENANT_RESOLUTION: z
     .string()
-    .regex(/^(cache|catalog|fixed:[a-z][a-z0-9_]{0,55})$/, "TENANT_RESOLUTION is cache, catalog or fixed:<slug>")
+    .regex(/^(cache|catalog|fixed:[a-z][a-z0-9_]{0,55})$/, "TENANT_RESOLUTION is cache, catalog or fixed:<schema>")
     .default("cache"),
 });
 

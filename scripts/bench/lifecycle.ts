@@ -213,7 +213,7 @@ const onSignal = (signal: NodeJS.Signals) => {
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, onSignal);
 const width = String(TENANTS - 1).length;
 const slugs = Array.from({ length: TENANTS }, (_, i) => `t${String(i).padStart(width, "0")}`);
-const schemas = slugs.map((s) => `tenant_${s}`);
+const schemas: string[] = []; // each tenant's schema, as createTenant assigned it
 
 try {
   progress("starting PostgreSQL");
@@ -265,7 +265,8 @@ try {
   for (const slug of slugs) {
     firstEvent.push(events.length);
     const t0 = performance.now();
-    await createTenant(client, migrations, { slug, name: `Tenant ${slug}`, hosts: [`${slug}.bench.example.com`] });
+    const created = await createTenant(client, migrations, { slug, name: `Tenant ${slug}`, hosts: [`${slug}.bench.example.com`] });
+    schemas.push(created.schema);
     const t1 = performance.now();
     latencies.push(t1 - t0);
     if (t1 > nextReport) {
@@ -491,7 +492,7 @@ try {
   say(`       in-process migrate(): ${batchPhases.text}`);
 
   say();
-  say(`4. The floor: ${int(TENANTS)} x ALTER TABLE "tenant_<slug>"."items" ADD COLUMN … by psql (-X -q -v ON_ERROR_STOP=1 -f)`);
+  say(`4. The floor: ${int(TENANTS)} x ALTER TABLE "tenant_<key>"."items" ADD COLUMN … by psql (-X -q -v ON_ERROR_STOP=1 -f)`);
   if (floorOneFailed) {
     say(`   one transaction (-1): FAILED after ${ms(floorOne.ms)}: ${floorOne.stderr.trim().split("\n").join(" / ")}`);
   } else {

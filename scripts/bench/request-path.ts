@@ -46,7 +46,8 @@ const endpoint = await startSqlEndpoint({
 });
 const variants: Variant[] = [
   { name: "(a) tenancy, warm caches", resolution: "cache", port: await freePort(), persist: join(scratch, "kv-a") },
-  { name: "(b) fixed schema", resolution: `fixed:${slugs[0]}`, port: await freePort(), persist: join(scratch, "kv-b") },
+  { name: "(b) fixed schema", resolution: "fixed:", // + the first tenant's schema, once created
+    port: await freePort(), persist: join(scratch, "kv-b") },
   { name: "(c) catalog every request", resolution: "catalog", port: await freePort(), persist: join(scratch, "kv-c") },
 ];
 
@@ -85,10 +86,11 @@ try {
   const migrations = loadMigrations();
   await initDatabase(client, migrations);
   for (const slug of slugs) {
-    await createTenant(client, migrations, { slug, name: slug, hosts: [`${slug}.localhost`] });
+    const { schema } = await createTenant(client, migrations, { slug, name: slug, hosts: [`${slug}.localhost`] });
+    if (variants[1]!.resolution === "fixed:") variants[1]!.resolution = `fixed:${schema}`;
     await client.query(
-      `INSERT INTO "tenant_${slug}".users (email, hashed_password) VALUES ('owner@${slug}.test', 'x');
-       INSERT INTO "tenant_${slug}".items (title, owner_id) SELECT 'item ' || g, 1 FROM generate_series(1, 3) g;`,
+      `INSERT INTO "${schema}".users (email, hashed_password) VALUES ('owner@${slug}.test', 'x');
+       INSERT INTO "${schema}".items (title, owner_id) SELECT 'item ' || g, 1 FROM generate_series(1, 3) g;`,
     );
   }
   await client.end();

@@ -11,21 +11,25 @@ import {
   initDatabase,
   listTenants,
   removeHost,
+  renameTenant,
   setTenantStatus,
   showTenant,
   TenantCommandError,
+  type QuarantinedHost,
   type TenantInfo,
 } from "./operations.ts";
+import { describeStalenessBound } from "./staleness.ts";
 
 const HELP = `Usage: npm run tenants -- <command> [options]
 
 Commands:
   init                                    Create the shared schema, catalog and migration ledger (at head)
-  create <slug> --name <name> --host <host> [--host <host> ...]
-                                          Create a tenant: catalog rows and schema tenant_<slug> at head
-  list [--json]                           List tenants
+  create <slug> --name <name> --host <host> [--host <host> ...] [--force]
+                                          Create a tenant: catalog rows and a new schema tenant_<key> at head
+  list [--json]                           List tenants (slug, status, schema, name, hosts)
   show <slug> [--json]                    Show one tenant
-  hosts add <slug> <host>                 Add a host (custom domain or subdomain) to a tenant
+  rename <slug> <new-slug>                Change a tenant's slug (a label; its schema and data stay)
+  hosts add <slug> <host> [--force]       Add a host (custom domain or subdomain) to a tenant
   hosts remove <slug> <host>              Remove a host from a tenant
   suspend <slug>                          Suspend a tenant (its hosts answer 403 tenant_suspended)
   resume <slug>                           Resume a suspended tenant
@@ -36,6 +40,14 @@ Commands that change a tenant's hosts or status (and create, delete) purge the a
 the Workers KV tenant cache: by default the local one that \`wrangler dev\` uses (.wrangler/state);
 with --remote the deployed namespace (wrangler environment --env, default production; needs
 Cloudflare credentials). --persist-to <dir> names another local state folder; --no-purge skips it.
+
+Each tenant's schema is named tenant_<key>, a random key assigned once and never again, even after
+the tenant is deleted (shared.tenant_schemas keeps every name ever assigned).
+
+A host removed from a tenant (hosts remove, delete) cannot be attached to another tenant until the
+staleness bound (${describeStalenessBound()}) has passed, because cached answers may still send its
+visitors to the old tenant until then; the refusal says when it is free. --force attaches it anyway:
+for up to that bound some of its visitors may still reach the old tenant (or get its "not found").
 
 Slugs: a lowercase letter, then up to 55 lowercase letters, digits or underscores.
 The database is DATABASE_URL (environment or .env); without it, the local one from \`npm run db\`.
@@ -56,10 +68,19 @@ function describe(t: TenantInfo): string {
 
 function table(tenants: TenantInfo[]): string {
   if (tenants.length === 0) return "No tenants yet: create one with `npm run tenants -- create <slug> --name <name> --host <host>`.";
-  const rows = tenants.map((t) => [t.slug, t.status, t.name, t.hosts.map((h) => h.host).join(", ")]);
-  const head = ["SLUG", "STATUS", "NAME", "HOSTS"];
+  const rows = tenants.map((t) => [t.slug, t.status, t.schema, t.name, t.hosts.map((h) => h.host).join(", ")]);
+  const head = ["SLUG", "STATUS", "SCHEMA", "NAME", "HOSTS"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+function warnForced(hosts: QuarantinedHost[]): void {
+  for (const q of hosts) {
+    console.error(
+      `warning: --force: host ${q.host} was removed from ${q.formerTenant} at ${q.releasedAt}; until ${q.freeAt} ` +
+        "cached answers may still send some of its visitors to that tenant",
+    );
+  }
 }
 
 function positionals(args: string[], count: number, usage: string): string[] {
@@ -82,6 +103,7 @@ async function main(argv: string[]): Promise<void> {
           env: { type: "string" },
           "persist-to": { type: "string" },
           "no-purge": { type: "boolean", default: false },
+          force: { type: "boolean", default: false },
           help: { type: "boolean", short: "h", default: false },
         },
       });
@@ -95,7 +117,7 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "hosts", "suspend", "resume", "delete", "cache"];
+  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "delete", "cache"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
   const target: PurgeTarget = { remote: values.remote, env: values.env, persistTo: values["persist-to"] };
   const purge = async (hosts: string[]) => {
@@ -140,7 +162,13 @@ async function main(argv: string[]): Promise<void> {
         // A missing required option is bad usage (exit 2), like a missing <slug>.
         if (values.name === undefined) throw new UsageError('a tenant needs a display name: --name "Acme Inc."');
         if (!values.host?.length) throw new UsageError(`a tenant needs at least one host: --host ${slug || "acme"}.example.com`);
-        const tenant = await createTenant(client, migrations, { slug: slug!, name: values.name ?? "", hosts: values.host ?? [] });
+        const tenant = await createTenant(client, migrations, {
+          slug: slug!,
+          name: values.name ?? "",
+          hosts: values.host ?? [],
+          force: values.force,
+          onForced: warnForced,
+        });
         console.log(values.json ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug}.\n${describe(tenant)}`);
         await purge(tenant.hosts.map((h) => h.host));
         break;
@@ -161,7 +189,7 @@ async function main(argv: string[]): Promise<void> {
       case "hosts": {
         const [action, slug, host] = positionals(rest, 3, "hosts add|remove <slug> <host>");
         if (action === "add") {
-          const stale = await addHost(client, slug!, host!);
+          const stale = await addHost(client, slug!, host!, { force: values.force, onForced: warnForced });
           console.log(`Added host ${stale[0]} to tenant ${slug}.`);
           await purge(stale);
         } else if (action === "remove") {
@@ -181,15 +209,22 @@ async function main(argv: string[]): Promise<void> {
         await purge(stale);
         break;
       }
+      case "rename": {
+        const [slug, newSlug] = positionals(rest, 2, "rename <slug> <new-slug>");
+        const stale = await renameTenant(client, slug!, newSlug!);
+        console.log(`Renamed tenant ${slug} to ${newSlug} (its schema and hosts are unchanged).`);
+        await purge(stale);
+        break;
+      }
       case "delete": {
         const [slug] = positionals(rest, 1, "delete <slug> --yes");
         if (!values.yes) {
           throw new TenantCommandError(
-            `deleting tenant ${slug} drops schema tenant_${slug} and all its data: run again with --yes to confirm`,
+            `deleting tenant ${slug} drops its schema and all its data: run again with --yes to confirm`,
           );
         }
-        const stale = await deleteTenant(client, slug!);
-        console.log(`Deleted tenant ${slug} and schema tenant_${slug}.`);
+        const { schema, hosts: stale } = await deleteTenant(client, slug!);
+        console.log(`Deleted tenant ${slug} and schema ${schema}.`);
         await purge(stale);
         break;
       }

@@ -1,8 +1,9 @@
 // Tenant lifecycle on a real PostgreSQL session: init, create, delete, hosts and status. Each
 // change is one transaction under the migration lock; a refused change leaves nothing behind.
 import type pg from "pg";
-import { hostError, normalizeHost, quoteIdent, slugError, tenantSchemaName } from "../../src/tenancy/naming.ts";
+import { hostError, newTenantSchemaName, normalizeHost, quoteIdent, slugError } from "../../src/tenancy/naming.ts";
 import { inTransaction, waitForAdvisoryLock } from "../db/connect.ts";
+import { STALENESS_BOUND_SECONDS } from "./staleness.ts";
 import { migrationSql, type MigrationSet } from "../migrations/files.ts";
 import {
   CREATE_LEDGER_SQL,
@@ -87,13 +88,98 @@ async function hostOwners(client: pg.Client, hosts: string[]): Promise<Array<{ h
   return rows;
 }
 
+/** A host released from another tenant less than the staleness bound ago. */
+export interface QuarantinedHost {
+  host: string;
+  /** The tenant it was taken from (its slug, or "a deleted tenant"). */
+  formerTenant: string;
+  releasedAt: string;
+  /** When it may be attached to another tenant (UTC, ISO 8601). */
+  freeAt: string;
+  minutesLeft: number;
+}
+
+/**
+ * Hosts among `hosts` taken from a tenant other than `tenantId` less than the staleness bound ago:
+ * caches may still send their visitors to that tenant, so attaching them elsewhere waits.
+ */
+async function quarantinedHosts(client: pg.Client, hosts: string[], tenantId: number | null): Promise<QuarantinedHost[]> {
+  const { rows } = await client.query<QuarantinedHost>(
+    `SELECT r.host, coalesce('tenant ' || t.slug, 'a deleted tenant') AS "formerTenant",
+            to_char(r.released_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "releasedAt",
+            to_char((r.released_at + make_interval(secs => $3)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "freeAt",
+            ceil(extract(epoch FROM r.released_at + make_interval(secs => $3) - now()) / 60)::int AS "minutesLeft"
+     FROM shared.released_hosts r LEFT JOIN shared.tenants t ON t.id = r.tenant_id
+     WHERE r.host = ANY($1::text[]) AND r.tenant_id IS DISTINCT FROM $2::bigint
+       AND r.released_at + make_interval(secs => $3) > now()
+     ORDER BY r.host`,
+    [hosts, tenantId, STALENESS_BOUND_SECONDS],
+  );
+  return rows;
+}
+
+function quarantineError(held: QuarantinedHost[]): TenantCommandError {
+  return new TenantCommandError(
+    held
+      .map(
+        (q) =>
+          `host ${q.host} was removed from ${q.formerTenant} at ${q.releasedAt}; cached answers may still send its ` +
+          `visitors there until ${q.freeAt} (${q.minutesLeft} min from now)`,
+      )
+      .join("; ") + ": attach it to another tenant after that, or pass --force to attach it now anyway",
+  );
+}
+
+/** Checks quarantine (unless forced) and forgets the hosts' release, as they are attached now. */
+async function claimReleasedHosts(client: pg.Client, hosts: string[], tenantId: number | null, force: boolean): Promise<QuarantinedHost[]> {
+  const held = await quarantinedHosts(client, hosts, tenantId);
+  if (held.length && !force) throw quarantineError(held);
+  await client.query("DELETE FROM shared.released_hosts WHERE host = ANY($1::text[])", [hosts]);
+  return held;
+}
+
+/** Records that `hosts` were taken from tenant `tenantId` now. */
+async function releaseHosts(client: pg.Client, hosts: string[], tenantId: number): Promise<void> {
+  if (hosts.length === 0) return;
+  await client.query(
+    `INSERT INTO shared.released_hosts (host, tenant_id, released_at)
+     SELECT h, $2, now() FROM unnest($1::text[]) AS h
+     ON CONFLICT (host) DO UPDATE SET tenant_id = excluded.tenant_id, released_at = excluded.released_at`,
+    [hosts, tenantId],
+  );
+}
+
+/**
+ * A schema name never assigned before: drawn at random and checked against the registry of every
+ * name ever assigned (and against existing schemas), drawing again on a collision.
+ */
+async function unusedSchemaName(client: pg.Client): Promise<string> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const candidate = newTenantSchemaName();
+    const { rowCount } = await client.query(
+      `SELECT 1 FROM shared.tenant_schemas WHERE schema_name = $1
+       UNION ALL SELECT 1 FROM pg_namespace WHERE nspname = $1`,
+      [candidate],
+    );
+    if (!rowCount) return candidate;
+  }
+  throw new TenantCommandError("could not draw an unused schema name in 10 attempts (this should never happen): try again");
+}
+
 export interface CreateTenantInput {
   slug: string;
   name: string;
   hosts: string[];
+  /** Attach hosts even when recently removed from another tenant (stale caches may still send their visitors there). */
+  force?: boolean;
+  /** Told which hosts were attached despite their quarantine (only with force). */
+  onForced?: (hosts: QuarantinedHost[]) => void;
 }
 
-/** Catalog rows, `CREATE SCHEMA tenant_<slug>`, the tenant tables at head and the ledger, atomically. */
+/**
+ * Catalog rows, a new schema `tenant_<key>` (a name never assigned before, recorded in the registry),
+ * the tenant tables at head and the ledger, atomically. The result carries the schema name.
+ */
 export async function createTenant(client: pg.Client, migrations: MigrationSet, input: CreateTenantInput): Promise<TenantInfo> {
   const slugProblem = slugError(input.slug);
   if (slugProblem) throw new TenantCommandError(slugProblem);
@@ -104,7 +190,6 @@ export async function createTenant(client: pg.Client, migrations: MigrationSet, 
     throw new TenantCommandError(`a tenant needs at least one host: --host ${input.slug}.example.com`);
   }
   const hosts = checkHosts(input.hosts);
-  const schema = tenantSchemaName(input.slug);
 
   await requireInitialized(client);
   await lockedTransaction(client, async () => {
@@ -126,12 +211,14 @@ export async function createTenant(client: pg.Client, migrations: MigrationSet, 
           ": remove it there first (`npm run tenants -- hosts remove " + `${owners[0]!.slug} ${owners[0]!.host}\`)`,
       );
     }
-    const orphan = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
-    if (orphan.rowCount) {
-      throw new TenantCommandError(`schema ${schema} already exists but no tenant owns it: drop it or choose another slug`);
-    }
+    const forced = await claimReleasedHosts(client, hosts, null, input.force ?? false);
+    if (forced.length) input.onForced?.(forced);
+    const schema = await unusedSchemaName(client);
+    // One statement: the registry row and the tenant row reference each other.
     const { rows } = await client.query<{ id: number }>(
-      "INSERT INTO shared.tenants (slug, name, schema_name) VALUES ($1, $2, $3) RETURNING id::int",
+      `WITH t AS (INSERT INTO shared.tenants (slug, name, schema_name) VALUES ($1, $2, $3) RETURNING id),
+            r AS (INSERT INTO shared.tenant_schemas (schema_name, tenant_id) SELECT $3, id FROM t)
+       SELECT id::int FROM t`,
       [input.slug, name, schema],
     );
     const id = rows[0]!.id;
@@ -182,7 +269,12 @@ async function requireTenant(client: pg.Client, slug: string): Promise<{ id: num
 }
 
 /** Adds a host to a tenant; returns the hosts whose cached answers are now stale. */
-export async function addHost(client: pg.Client, slug: string, host: string): Promise<string[]> {
+export async function addHost(
+  client: pg.Client,
+  slug: string,
+  host: string,
+  options: Pick<CreateTenantInput, "force" | "onForced"> = {},
+): Promise<string[]> {
   const [normalized] = checkHosts([host]);
   return lockedTransaction(client, async () => {
     const tenant = await requireTenant(client, slug);
@@ -193,6 +285,8 @@ export async function addHost(client: pg.Client, slug: string, host: string): Pr
         owner === slug ? `tenant ${slug} already has host ${normalized}` : `host ${normalized} already belongs to tenant ${owner}`,
       );
     }
+    const forced = await claimReleasedHosts(client, [normalized!], tenant.id, options.force ?? false);
+    if (forced.length) options.onForced?.(forced);
     await client.query("INSERT INTO shared.tenant_hosts (host, tenant_id, is_primary) VALUES ($1, $2, $3)", [
       normalized,
       tenant.id,
@@ -215,6 +309,7 @@ export async function removeHost(client: pg.Client, slug: string, host: string):
       );
     }
     await client.query("DELETE FROM shared.tenant_hosts WHERE host = $1", [normalized]);
+    await releaseHosts(client, [normalized], tenant.id);
     await client.query(
       `UPDATE shared.tenant_hosts SET is_primary = true
        WHERE host = (SELECT min(host) FROM shared.tenant_hosts WHERE tenant_id = $1)
@@ -239,13 +334,36 @@ export async function setTenantStatus(client: pg.Client, slug: string, status: "
   });
 }
 
-/** Drops the tenant's schema and its catalog and ledger rows, atomically; returns its hosts. */
-export async function deleteTenant(client: pg.Client, slug: string): Promise<string[]> {
+/**
+ * Drops the tenant's schema and its catalog and ledger rows, atomically (the schema's name stays in
+ * the registry); returns the schema name and the hosts it had.
+ */
+export async function deleteTenant(client: pg.Client, slug: string): Promise<{ schema: string; hosts: string[] }> {
   return lockedTransaction(client, async () => {
     const tenant = await requireTenant(client, slug);
     await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(tenant.schema)} CASCADE`);
     await client.query(`DELETE FROM ${LEDGER_TABLE} WHERE schema_name = $1`, [tenant.schema]);
+    await releaseHosts(client, tenant.hosts, tenant.id);
     await client.query("DELETE FROM shared.tenants WHERE id = $1", [tenant.id]);
+    // The registry keeps the name, so it is never assigned again.
+    await client.query("UPDATE shared.tenant_schemas SET released_at = now() WHERE schema_name = $1", [tenant.schema]);
+    return { schema: tenant.schema, hosts: tenant.hosts };
+  });
+}
+
+/**
+ * Renames a tenant: only its slug (a label) changes in the catalog; its schema, hosts and data stay.
+ * Returns its hosts (their cached answers carry the old slug).
+ */
+export async function renameTenant(client: pg.Client, slug: string, newSlug: string): Promise<string[]> {
+  const problem = slugError(newSlug);
+  if (problem) throw new TenantCommandError(problem);
+  return lockedTransaction(client, async () => {
+    const tenant = await requireTenant(client, slug);
+    if (newSlug === slug) throw new TenantCommandError(`tenant ${slug} already has that slug`);
+    const taken = await client.query("SELECT 1 FROM shared.tenants WHERE slug = $1", [newSlug]);
+    if (taken.rowCount) throw new TenantCommandError(`tenant ${newSlug} already exists: choose another slug`);
+    await client.query("UPDATE shared.tenants SET slug = $2, updated_at = now() WHERE id = $1", [tenant.id, newSlug]);
     return tenant.hosts;
   });
 }

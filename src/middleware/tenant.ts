@@ -3,7 +3,7 @@ import { createMiddleware } from "hono/factory";
 import { catalogDatabase, tenantDatabase } from "../db/client.ts";
 import type { AppEnv, WorkerConfig } from "../env.ts";
 import { AppError, isMissingSchema } from "../errors/index.ts";
-import { tenantSchemaName, normalizeHost } from "../tenancy/naming.ts";
+import { isValidSchemaName, normalizeHost } from "../tenancy/naming.ts";
 import { evictHost, lookupHostInCatalog, resolveTenant, type TenantRecord } from "../tenancy/resolve.ts";
 
 /**
@@ -26,8 +26,10 @@ async function findTenant(
 ): Promise<TenantRecord | null> {
   const mode = config.TENANT_RESOLUTION;
   if (mode.startsWith("fixed:")) {
-    const slug = mode.slice("fixed:".length);
-    return { id: 0, slug, name: slug, schema: tenantSchemaName(slug), status: "active" };
+    // Benchmarks only: `fixed:<schema name>`, as the catalog records it.
+    const schema = mode.slice("fixed:".length);
+    if (!isValidSchemaName(schema)) throw new AppError("misconfigured", `TENANT_RESOLUTION fixed:${schema} is not a tenant schema name.`);
+    return { id: 0, slug: schema, name: schema, schema, status: "active" };
   }
   const db = catalogDatabase(config);
   if (mode === "catalog") return lookupHostInCatalog(db, host);

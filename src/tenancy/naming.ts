@@ -1,6 +1,9 @@
 // The one rule for tenant slugs, schema names and hosts, shared by the Worker and the CLI.
 
-/** Slugs: a lowercase letter, then up to 55 of [a-z0-9_], so `tenant_<slug>` fits 63 bytes. */
+/**
+ * Slugs: a lowercase letter, then up to 55 of [a-z0-9_]. (Schemas made before schema keys existed are
+ * named `tenant_<slug>`, which this length keeps within PostgreSQL's 63 bytes.)
+ */
 export const SLUG_PATTERN = /^[a-z][a-z0-9_]{0,55}$/;
 export const TENANT_SCHEMA_PREFIX = "tenant_";
 /** The schema tenant tables are written against; it never exists in any database. */
@@ -31,9 +34,21 @@ export function isValidSchemaName(name: string): boolean {
   return SCHEMA_NAME_PATTERN.test(name);
 }
 
-export function tenantSchemaName(slug: string): string {
-  if (!isValidSlug(slug)) throw new Error(slugError(slug));
-  return `${TENANT_SCHEMA_PREFIX}${slug}`;
+const SCHEMA_KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567";
+export const SCHEMA_KEY_LENGTH = 12;
+
+/**
+ * A new tenant schema name: `tenant_` and 12 characters of lowercase base32 from a cryptographic
+ * random source (60 bits). The caller must still check the name against the registry of every name
+ * ever assigned (`shared.tenant_schemas`) and draw again on a collision.
+ */
+export function newTenantSchemaName(): string {
+  const bytes = new Uint8Array(SCHEMA_KEY_LENGTH);
+  crypto.getRandomValues(bytes);
+  // 256 is a multiple of 32, so `byte & 31` is uniform over the alphabet.
+  let key = "";
+  for (const b of bytes) key += SCHEMA_KEY_ALPHABET[b & 31];
+  return `${TENANT_SCHEMA_PREFIX}${key}`;
 }
 
 /** Quotes an identifier for SQL, always. */

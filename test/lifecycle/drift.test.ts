@@ -1,8 +1,11 @@
 // The drift check (ARCHITECTURE.md, Migrations): a database upgraded from its oldest migrations
-// with two tenants must end up with exactly the catalog of a freshly initialized one.
+// with two tenants must end up with exactly the catalog of a freshly initialized one. The old
+// database's tenants have the schemas of their time (`tenant_<slug>`): the upgrade keeps them and
+// records them in the registry of assigned names.
 import { afterAll, expect, it } from "vitest";
-import { diffCatalogs, ledger, publicObjects, schemaCatalog, userSchemas } from "../support/catalog.ts";
+import { diffCatalogs, ledger, publicObjects, schemaCatalog, tenantSchemaCatalog, userSchemas } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show, tenantsCli } from "../support/database.ts";
+import { createLegacyTenant, schemaOf } from "../support/fleet.ts";
 import { fixtureMigrations, removeFixtureMigrations, trackFiles } from "../support/migrations.ts";
 
 afterAll(() => {
@@ -23,13 +26,12 @@ it("a database upgraded from the oldest migrations matches a freshly initialized
   expect(trackFiles(oldest, "shared")).toEqual(["0000_init.sql"]);
   expect(trackFiles(oldest, "tenant")).toEqual(["0000_init.sql"]);
 
-  // A: born at the oldest migrations, with two tenants, then upgraded with the checkout's set.
+  // A: born at the oldest migrations, with two tenants made as the code of that time made them,
+  // then upgraded with the checkout's set.
   const urlA = await freshDatabase("drift_upgraded");
   await ok(tenantsCli({ databaseUrl: urlA, migrationsDir: oldest }, "init"));
-  for (const slug of SLUGS) {
-    await ok(tenantsCli({ databaseUrl: urlA, migrationsDir: oldest }, "create", slug, "--name", slug, "--host", `${slug}.example.com`));
-  }
   const clientA = await connectTo(urlA);
+  for (const slug of SLUGS) await createLegacyTenant(clientA, slug, oldest);
   // Really old: no enum yet, items has no status column.
   const before = await schemaCatalog(clientA, "tenant_acme");
   expect(before.enums).toEqual([]);
@@ -47,10 +49,24 @@ it("a database upgraded from the oldest migrations matches a freshly initialized
   }
   const clientB = await connectTo(urlB);
 
-  expect(await userSchemas(clientA)).toEqual(await userSchemas(clientB));
+  // The upgraded tenants kept their schemas, now in the registry; the fresh ones got keys.
+  expect((await clientA.query("SELECT schema_name, released_at FROM shared.tenant_schemas ORDER BY 1")).rows).toEqual([
+    { schema_name: "tenant_acme", released_at: null },
+    { schema_name: "tenant_globex", released_at: null },
+  ]);
+  const schemasA = Object.fromEntries(await Promise.all(SLUGS.map(async (s) => [s, await schemaOf(clientA, s)] as const)));
+  const schemasB = Object.fromEntries(await Promise.all(SLUGS.map(async (s) => [s, await schemaOf(clientB, s)] as const)));
+  expect(schemasA).toEqual({ acme: "tenant_acme", globex: "tenant_globex" });
+  for (const s of SLUGS) expect(schemasB[s]).toMatch(/^tenant_[a-z2-7]{12}$/);
+
+  const others = (schemas: string[], tenants: Record<string, string>) => schemas.filter((n) => !Object.values(tenants).includes(n));
+  expect(others(await userSchemas(clientA), schemasA)).toEqual(others(await userSchemas(clientB), schemasB));
   const diff: string[] = [];
-  for (const schema of ["shared", ...SLUGS.map((s) => `tenant_${s}`)]) {
-    diff.push(...diffCatalogs(schema, await schemaCatalog(clientA, schema), await schemaCatalog(clientB, schema), ["upgraded", "fresh"]));
+  diff.push(...diffCatalogs("shared", await schemaCatalog(clientA, "shared"), await schemaCatalog(clientB, "shared"), ["upgraded", "fresh"]));
+  for (const slug of SLUGS) {
+    const a = await tenantSchemaCatalog(clientA, schemasA[slug]!);
+    const b = await tenantSchemaCatalog(clientB, schemasB[slug]!);
+    diff.push(...diffCatalogs(`tenant ${slug}`, a, b, ["upgraded", "fresh"]));
   }
   const publicA = await publicObjects(clientA);
   const publicB = await publicObjects(clientB);
@@ -59,20 +75,29 @@ it("a database upgraded from the oldest migrations matches a freshly initialized
   expect(diff.join("\n"), `catalog drift between upgraded and fresh databases:\n${diff.join("\n")}`).toBe("");
 
   // Sanity: the comparison covered real content.
-  const acme = await schemaCatalog(clientB, "tenant_acme");
+  const acme = await schemaCatalog(clientB, schemasB.acme!);
+  const s = schemasB.acme!;
   expect(acme.enums).toEqual(["item_status (draft, published, archived)"]);
-  expect(acme.columns).toContain(
-    "items.status tenant_acme.item_status udt=tenant_acme.item_status NOT NULL DEFAULT 'draft'::tenant_acme.item_status",
-  );
+  expect(acme.columns).toContain(`items.status ${s}.item_status udt=${s}.item_status NOT NULL DEFAULT 'draft'::${s}.item_status`);
   expect(acme.indexes.length).toBeGreaterThanOrEqual(3);
-  expect(acme.constraints.some((c) => c.includes("FOREIGN KEY (owner_id) REFERENCES tenant_acme.users(id) ON DELETE CASCADE"))).toBe(true);
+  expect(acme.constraints.some((c) => c.includes(`FOREIGN KEY (owner_id) REFERENCES ${s}.users(id) ON DELETE CASCADE`))).toBe(true);
 
-  // Both ledgers record the same files with the same checksums, each once per schema.
-  const entries = async (c: typeof clientA) =>
-    (await ledger(c)).map((r) => `${r.schema_name} ${r.track} ${r.migration} ${r.checksum}`);
-  expect(await entries(clientA)).toEqual(await entries(clientB));
+  // Both ledgers record the same files with the same checksums, each once per tenant.
+  const entries = async (c: typeof clientA, schemas: Record<string, string>) => {
+    const slugOf = new Map(Object.entries(schemas).map(([slug, schema]) => [schema, slug]));
+    return (await ledger(c)).map((r) => `${slugOf.get(r.schema_name) ?? r.schema_name} ${r.track} ${r.migration} ${r.checksum}`).sort();
+  };
+  expect(await entries(clientA, schemasA)).toEqual(await entries(clientB, schemasB));
 
   // And a second upgrade run finds nothing to do.
   const again = await ok(migrateCli({ databaseUrl: urlA }));
   expect(again.stdout).toMatch(/^Nothing to migrate: shared and 2 tenant\(s\) at head\./);
+
+  // The upgraded database assigns keys to new tenants, and never a legacy name again.
+  await ok(tenantsCli({ databaseUrl: urlA }, "delete", "acme", "--yes"));
+  const reborn = JSON.parse((await ok(tenantsCli({ databaseUrl: urlA }, "create", "acme", "--name", "acme", "--host", "acme2.example.com", "--json"))).stdout);
+  expect(reborn.schema).toMatch(/^tenant_[a-z2-7]{12}$/);
+  expect((await clientA.query("SELECT schema_name, released_at IS NOT NULL AS released FROM shared.tenant_schemas WHERE schema_name = 'tenant_acme'")).rows).toEqual([
+    { schema_name: "tenant_acme", released: true },
+  ]);
 });

@@ -4,21 +4,25 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { databaseState, ledger, publicObjects, schemaCatalog, userSchemas } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
+import { schemaOf } from "../support/fleet.ts";
 import { checkoutTags } from "../support/migrations.ts";
 
 afterAll(dropTestDatabases);
 
 /** What `public` may hold: the ledger table, its row type and array type, its indexes and constraints. */
 /** `init`, then tenants acme and globex, through the CLI as a user runs it. */
-async function initWithAcmeAndGlobex(databaseUrl: string): Promise<void> {
+async function initWithAcmeAndGlobex(databaseUrl: string): Promise<{ acme: string; globex: string }> {
+  const schemas: Record<string, string> = {};
   for (const args of [
     ["init"],
-    ["create", "acme", "--name", "Acme", "--host", "acme.example.com"],
-    ["create", "globex", "--name", "Globex", "--host", "globex.example.com"],
+    ["create", "acme", "--name", "Acme", "--host", "acme.example.com", "--json"],
+    ["create", "globex", "--name", "Globex", "--host", "globex.example.com", "--json"],
   ]) {
     const r = await tenantsCli({ databaseUrl }, ...args);
     expect(r.code, show(r)).toBe(0);
+    if (args[0] === "create") schemas[args[1]!] = (JSON.parse(r.stdout) as { schema: string }).schema;
   }
+  return schemas as { acme: string; globex: string };
 }
 
 const LEDGER_OBJECTS = [
@@ -34,7 +38,9 @@ describe("tenants init", () => {
     const databaseUrl = await freshDatabase("init_idem");
     const first = await tenantsCli({ databaseUrl }, "init");
     expect(first.code, show(first)).toBe(0);
-    expect(first.stdout).toContain("Initialized: schema shared, the tenant catalog and the migration ledger (1 shared migration(s) applied).");
+    expect(first.stdout).toContain(
+      `Initialized: schema shared, the tenant catalog and the migration ledger (${checkoutTags("shared").length} shared migration(s) applied).`,
+    );
 
     const client = await connectTo(databaseUrl);
     expect(await userSchemas(client)).toEqual(["public", "shared"]);
@@ -56,15 +62,15 @@ describe("tenants init", () => {
 
   it("a second init after tenants exist leaves the tenants, their schemas and the ledger alone", async () => {
     const databaseUrl = await freshDatabase("init_idem_tenants");
-    await initWithAcmeAndGlobex(databaseUrl);
+    const { acme } = await initWithAcmeAndGlobex(databaseUrl);
     const client = await connectTo(databaseUrl);
     const before = await databaseState(client);
-    const acmeBefore = await schemaCatalog(client, "tenant_acme");
+    const acmeBefore = await schemaCatalog(client, acme);
     const again = await tenantsCli({ databaseUrl }, "init");
     expect(again.code, show(again)).toBe(0);
     expect(again.stdout).toContain("Already initialized: nothing changed.");
     expect(await databaseState(client)).toEqual(before);
-    expect(await schemaCatalog(client, "tenant_acme")).toEqual(acmeBefore);
+    expect(await schemaCatalog(client, acme)).toEqual(acmeBefore);
   });
 });
 
@@ -88,7 +94,8 @@ describe("an initialized database with two tenants", () => {
     expect(constraints).toContain("pg_constraint schema_migrations_pkey on schema_migrations");
     expect(objects.filter((o) => !o.startsWith("pg_constraint "))).toEqual(LEDGER_OBJECTS);
 
-    expect(await userSchemas(client)).toEqual(["public", "shared", "tenant_acme", "tenant_globex"]);
+    const [acme, globex] = [await schemaOf(client, "acme"), await schemaOf(client, "globex")];
+    expect(await userSchemas(client)).toEqual(["public", "shared", ...[acme, globex].sort()]);
     const { rows } = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'tenant'");
     expect(rows).toEqual([]);
 
@@ -96,33 +103,37 @@ describe("an initialized database with two tenants", () => {
     const entries = (await ledger(client)).map((r) => `${r.schema_name} ${r.migration}`);
     expect(entries).toEqual([
       ...checkoutTags("shared").map((t) => `shared ${t}`),
-      ...checkoutTags("tenant").map((t) => `tenant_acme ${t}`),
-      ...checkoutTags("tenant").map((t) => `tenant_globex ${t}`),
+      ...[acme, globex].sort().flatMap((schema) => checkoutTags("tenant").map((t) => `${schema} ${t}`)),
     ]);
   });
 
   it("each tenant's enum item_status lives in its own schema, and items.status uses that schema's type", async () => {
     const databaseUrl = await freshDatabase("init_enum");
-    await initWithAcmeAndGlobex(databaseUrl);
+    const { acme, globex } = await initWithAcmeAndGlobex(databaseUrl);
     const client = await connectTo(databaseUrl);
+    const bySchema = <T extends object>(rows: Array<T & { s: string }>) => rows.sort((a, b) => (a.s < b.s ? -1 : 1)).map(({ s: _, ...rest }) => rest);
     const types = await client.query<{ schema: string; labels: string[] }>(
       `SELECT n.nspname AS schema, array_agg(e.enumlabel ORDER BY e.enumsortorder)::text[] AS labels
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
        WHERE t.typname = 'item_status' GROUP BY n.nspname ORDER BY n.nspname`,
     );
-    expect(types.rows).toEqual([
-      { schema: "tenant_acme", labels: ["draft", "published", "archived"] },
-      { schema: "tenant_globex", labels: ["draft", "published", "archived"] },
-    ]);
+    expect(types.rows).toEqual(
+      bySchema([
+        { s: acme, schema: acme, labels: ["draft", "published", "archived"] },
+        { s: globex, schema: globex, labels: ["draft", "published", "archived"] },
+      ]),
+    );
 
     const columns = await client.query<{ table_schema: string; udt_schema: string; udt_name: string; column_default: string }>(
       `SELECT table_schema, udt_schema, udt_name, column_default FROM information_schema.columns
        WHERE table_name = 'items' AND column_name = 'status' ORDER BY table_schema`,
     );
-    expect(columns.rows).toEqual([
-      { table_schema: "tenant_acme", udt_schema: "tenant_acme", udt_name: "item_status", column_default: "'draft'::tenant_acme.item_status" },
-      { table_schema: "tenant_globex", udt_schema: "tenant_globex", udt_name: "item_status", column_default: "'draft'::tenant_globex.item_status" },
-    ]);
+    expect(columns.rows).toEqual(
+      bySchema([
+        { s: acme, table_schema: acme, udt_schema: acme, udt_name: "item_status", column_default: `'draft'::${acme}.item_status` },
+        { s: globex, table_schema: globex, udt_schema: globex, udt_name: "item_status", column_default: `'draft'::${globex}.item_status` },
+      ]),
+    );
 
     // The shared enum stays in shared; nothing enum-like leaked into public.
     const shared = await client.query<{ schema: string; name: string }>(
@@ -133,12 +144,12 @@ describe("an initialized database with two tenants", () => {
 
     // A value of one tenant's enum is stored in that tenant's table only, with its own type.
     await client.query(
-      `INSERT INTO tenant_acme.users (email, hashed_password) VALUES ('a@acme.test', 'x');
-       INSERT INTO tenant_acme.items (title, owner_id, status) VALUES ('t', 1, 'published')`,
+      `INSERT INTO ${acme}.users (email, hashed_password) VALUES ('a@acme.test', 'x');
+       INSERT INTO ${acme}.items (title, owner_id, status) VALUES ('t', 1, 'published')`,
     );
-    const typed = await client.query<{ t: string }>("SELECT pg_typeof(status)::text AS t FROM tenant_acme.items");
-    expect(typed.rows).toEqual([{ t: "tenant_acme.item_status" }]);
-    const globexItems = await client.query("SELECT * FROM tenant_globex.items");
+    const typed = await client.query<{ t: string }>(`SELECT pg_typeof(status)::text AS t FROM ${acme}.items`);
+    expect(typed.rows).toEqual([{ t: `${acme}.item_status` }]);
+    const globexItems = await client.query(`SELECT * FROM ${globex}.items`);
     expect(globexItems.rowCount).toBe(0);
   });
 });

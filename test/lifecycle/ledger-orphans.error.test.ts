@@ -13,11 +13,11 @@ describe("a tenant removed by hand", () => {
     const client = await connectTo(databaseUrl);
     const head = checkoutTags("tenant").at(-1)!;
     try {
-      await initWithTenants(client, ["alpha", "beta"]);
+      const schemas = await initWithTenants(client, ["alpha", "beta"]);
       // alpha loses its record of the head migration (as if it never got it) ...
-      await client.query("DELETE FROM public.schema_migrations WHERE schema_name = 'tenant_alpha' AND migration = $1", [head]);
+      await client.query("DELETE FROM public.schema_migrations WHERE schema_name = $1 AND migration = $2", [schemas.alpha, head]);
       // ... and beta is removed by hand: its catalog row and schema go, its ledger rows stay.
-      await client.query('DROP SCHEMA "tenant_beta" CASCADE');
+      await client.query(`DROP SCHEMA "${schemas.beta}" CASCADE`);
       await client.query("DELETE FROM shared.tenants WHERE slug = 'beta'");
     } finally {
       await client.end();

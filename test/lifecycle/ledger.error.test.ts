@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { databaseState } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show, tenantsCli } from "../support/database.ts";
-import { initWithTenants } from "../support/fleet.ts";
+import { initWithTenants, schemaOf } from "../support/fleet.ts";
 import { addMigration, editMigration, fixtureMigrations, removeFixtureMigrations } from "../support/migrations.ts";
 
 afterAll(() => {
@@ -119,7 +119,7 @@ describe("tenants create while the database is behind head", () => {
     );
     expect(r.stdout).toBe("");
     expect(await databaseState(client)).toEqual(before);
-    const { rowCount } = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_initech'");
+    const { rowCount } = await client.query("SELECT 1 FROM shared.tenants WHERE slug = 'initech'");
     expect(rowCount).toBe(0);
 
     // After migrating, the same command succeeds and the new tenant is at the new head.
@@ -127,7 +127,9 @@ describe("tenants create while the database is behind head", () => {
     expect(m.code, show(m)).toBe(0);
     const ok = await tenantsCli({ databaseUrl, migrationsDir }, "create", "initech", "--name", "Initech", "--host", "initech.example.com");
     expect(ok.code, show(ok)).toBe(0);
-    const { rows } = await client.query("SELECT migration FROM public.schema_migrations WHERE schema_name = 'tenant_initech' ORDER BY 1");
+    const { rows } = await client.query("SELECT migration FROM public.schema_migrations WHERE schema_name = $1 ORDER BY 1", [
+      await schemaOf(client, "initech"),
+    ]);
     expect(rows.map((x) => x.migration)).toEqual(["0000_init", "0001_item_status", tag]);
   });
 

@@ -4,18 +4,22 @@ import { afterAll, describe, expect, it } from "vitest";
 import { databaseState, hasColumn, ledger } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
-import { addMigration, fixtureMigrations, removeFixtureMigrations } from "../support/migrations.ts";
+import { addMigration, checkoutTags, fixtureMigrations, removeFixtureMigrations } from "../support/migrations.ts";
 
 afterAll(() => {
   removeFixtureMigrations();
   return dropTestDatabases();
 });
 
+const sharedTags = checkoutTags("shared");
+/** What `migrate status` says of the shared track at the checkout's head. */
+const SHARED_AT_HEAD = `shared: ${sharedTags.length}/${sharedTags.length} applied, head ${sharedTags.at(-1)} (at head)`;
+
 describe("migrate status, --dry-run and --json", () => {
   it("status lists the tenants behind; a dry run applies nothing; --json reports what was done", async () => {
     const databaseUrl = await freshDatabase("migcli_status");
     const client = await connectTo(databaseUrl);
-    await initWithTenants(client, ["acme", "globex", "initech"]);
+    const schemas = await initWithTenants(client, ["acme", "globex", "initech"]);
     const migrationsDir = fixtureMigrations();
     const tag = addMigration(migrationsDir, "tenant", "priority", ['ALTER TABLE "tenant"."items" ADD COLUMN "priority" integer;']);
     const cli = (...args: string[]) => migrateCli({ databaseUrl, migrationsDir }, ...args);
@@ -25,7 +29,7 @@ describe("migrate status, --dry-run and --json", () => {
     expect(atStart.code, show(atStart)).toBe(0);
     expect(atStart.stdout).toBe(
       [
-        "shared: 1/1 applied, head 0000_init (at head)",
+        SHARED_AT_HEAD,
         `tenant: head ${tag}, 3 tenant(s)`,
         "        3 at 0001_item_status",
         "  behind: acme, globex, initech",
@@ -34,16 +38,16 @@ describe("migrate status, --dry-run and --json", () => {
     );
 
     // Make globex fail and migrate one tenant per transaction: acme gets there, the others do not.
-    await client.query('ALTER TABLE "tenant_globex"."items" ADD COLUMN "priority" integer');
+    await client.query(`ALTER TABLE "${schemas.globex}"."items" ADD COLUMN "priority" integer`);
     const partial = await cli("--batch-size", "1");
     expect(partial.code, show(partial)).toBe(1);
-    await client.query('ALTER TABLE "tenant_globex"."items" DROP COLUMN "priority"');
+    await client.query(`ALTER TABLE "${schemas.globex}"."items" DROP COLUMN "priority"`);
 
     const mixed = await cli("status");
     expect(mixed.code, show(mixed)).toBe(0);
     expect(mixed.stdout).toBe(
       [
-        "shared: 1/1 applied, head 0000_init (at head)",
+        SHARED_AT_HEAD,
         `tenant: head ${tag}, 3 tenant(s)`,
         `        1 at ${tag} (head)`,
         "        2 at 0001_item_status",
@@ -54,7 +58,7 @@ describe("migrate status, --dry-run and --json", () => {
     const mixedJson = await cli("status", "--json");
     expect(mixedJson.code, show(mixedJson)).toBe(0);
     expect(JSON.parse(mixedJson.stdout)).toEqual({
-      shared: { head: "0000_init", applied: 1, pending: [] },
+      shared: { head: sharedTags.at(-1), applied: sharedTags.length, pending: [] },
       tenant: {
         head: tag,
         tenants: 3,
@@ -82,7 +86,7 @@ describe("migrate status, --dry-run and --json", () => {
     });
     expect(typeof dryReport.durationMs).toBe("number");
     expect(await databaseState(client)).toEqual(before);
-    expect(await hasColumn(client, "tenant_globex", "items", "priority")).toBe(false);
+    expect(await hasColumn(client, schemas.globex!, "items", "priority")).toBe(false);
 
     // The real run, as CI would call it.
     const run = await cli("--json");
@@ -94,16 +98,12 @@ describe("migrate status, --dry-run and --json", () => {
       transactions: 1,
       plan: { shared: [], tenants: [{ slug: "globex", pending: [tag] }, { slug: "initech", pending: [tag] }], upToDate: 1 },
     });
-    for (const slug of ["acme", "globex", "initech"]) expect(await hasColumn(client, `tenant_${slug}`, "items", "priority")).toBe(true);
-    expect((await ledger(client)).filter((r) => r.migration === tag).map((r) => r.schema_name)).toEqual([
-      "tenant_acme",
-      "tenant_globex",
-      "tenant_initech",
-    ]);
+    for (const schema of Object.values(schemas)) expect(await hasColumn(client, schema, "items", "priority")).toBe(true);
+    expect((await ledger(client)).filter((r) => r.migration === tag).map((r) => r.schema_name)).toEqual(Object.values(schemas).sort());
 
     const atHead = await cli("status");
     expect(atHead.stdout).toBe(
-      ["shared: 1/1 applied, head 0000_init (at head)", `tenant: head ${tag}, 3 tenant(s)`, `        3 at ${tag} (head)`, ""].join("\n"),
+      [SHARED_AT_HEAD, `tenant: head ${tag}, 3 tenant(s)`, `        3 at ${tag} (head)`, ""].join("\n"),
     );
     const nothing = await cli("--json");
     expect(nothing.code, show(nothing)).toBe(0);
@@ -128,7 +128,7 @@ describe("migrate status, --dry-run and --json", () => {
     expect(dry.code, show(dry)).toBe(0);
     expect(dry.stdout).toBe(`Plan (dry run, nothing applied):\nshared: ${shared}\ntenant: ${tenant} -> acme, globex\n`);
     const status = await migrateCli({ databaseUrl, migrationsDir }, "status");
-    expect(status.stdout.split("\n")[0]).toBe(`shared: 1/2 applied, head ${shared}; pending: ${shared}`);
+    expect(status.stdout.split("\n")[0]).toBe(`shared: ${sharedTags.length}/${sharedTags.length + 1} applied, head ${shared}; pending: ${shared}`);
     expect(await databaseState(client)).toEqual(before);
 
     const run = await migrateCli({ databaseUrl, migrationsDir });
@@ -143,7 +143,7 @@ describe("migrate status, --dry-run and --json", () => {
     await initWithTenants(client, []);
     const status = await migrateCli({ databaseUrl }, "status");
     expect(status.code, show(status)).toBe(0);
-    expect(status.stdout).toBe("shared: 1/1 applied, head 0000_init (at head)\ntenant: head 0001_item_status, 0 tenant(s)\n");
+    expect(status.stdout).toBe(`${SHARED_AT_HEAD}\ntenant: head 0001_item_status, 0 tenant(s)\n`);
     const run = await migrateCli({ databaseUrl });
     expect(run.code, show(run)).toBe(0);
     expect(run.stdout).toMatch(/^Nothing to migrate: shared and 0 tenant\(s\) at head\./);

@@ -43,7 +43,7 @@ describe("the migration lock held by another session", () => {
   it("--lock-timeout 1: exit 1 with the lock message after about a second, nothing applied", async () => {
     const databaseUrl = await freshDatabase("conc_held");
     const client = await connectTo(databaseUrl);
-    await initWithTenants(client, ["acme", "globex"]);
+    const schemas = await initWithTenants(client, ["acme", "globex"]);
     const migrationsDir = fixtureMigrations();
     addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
     const before = await ledger(client);
@@ -59,7 +59,7 @@ describe("the migration lock held by another session", () => {
     );
     expect(elapsed).toBeGreaterThanOrEqual(900);
     expect(await ledger(client)).toEqual(before);
-    expect(await hasColumn(client, "tenant_acme", "items", "note")).toBe(false);
+    expect(await hasColumn(client, schemas.acme!, "items", "note")).toBe(false);
 
     // A run that waits long enough proceeds once the holder lets go; so does a tenant command.
     const waiting = migrateCli({ databaseUrl, migrationsDir }, "--lock-timeout", "20");
@@ -85,7 +85,7 @@ describe("two runs at once over a slow migration", () => {
   it("one applies, one waits and finds nothing to do, one with --lock-timeout 1 gives up; nothing applied twice", async () => {
     const databaseUrl = await freshDatabase("conc_slow");
     const client = await connectTo(databaseUrl);
-    await initWithTenants(client, ["acme", "globex", "initech"]);
+    const schemas = await initWithTenants(client, ["acme", "globex", "initech"]);
     const migrationsDir = fixtureMigrations();
     const slow = addMigration(migrationsDir, "shared", "slow", ["SELECT pg_sleep(2);"]);
     const note = addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
@@ -107,7 +107,7 @@ describe("two runs at once over a slow migration", () => {
 
     const added = (await ledger(client)).filter((row) => !before.some((x) => x.schema_name === row.schema_name && x.migration === row.migration));
     expect(added.map((row) => `${row.schema_name} ${row.migration}`).sort()).toEqual(
-      [`shared ${slow}`, `tenant_acme ${note}`, `tenant_globex ${note}`, `tenant_initech ${note}`].sort(),
+      [`shared ${slow}`, ...Object.values(schemas).map((schema) => `${schema} ${note}`)].sort(),
     );
     expect(await duplicates(client)).toEqual([]);
   });
@@ -115,7 +115,7 @@ describe("two runs at once over a slow migration", () => {
   it("two batched runs at once: one does every batch, the other finds nothing to do", async () => {
     const databaseUrl = await freshDatabase("conc_batched");
     const client = await connectTo(databaseUrl);
-    await initWithTenants(client, ["acme", "globex", "initech", "umbrella"]);
+    const schemas = await initWithTenants(client, ["acme", "globex", "initech", "umbrella"]);
     const migrationsDir = fixtureMigrations();
     addMigration(migrationsDir, "shared", "slow", ["SELECT pg_sleep(1);"]);
     const note = addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
@@ -130,7 +130,7 @@ describe("two runs at once over a slow migration", () => {
     expect(outputs[0]).toContain("Migrated: 1 shared migration(s), 4 tenant(s) in 5 transaction(s).");
     expect(outputs[1]).toMatch(/^Nothing to migrate: shared and 4 tenant\(s\) at head\./);
     const rows = (await ledger(client)).filter((r) => r.migration === note).map((r) => r.schema_name);
-    expect(rows).toEqual(["tenant_acme", "tenant_globex", "tenant_initech", "tenant_umbrella"]);
+    expect(rows).toEqual(Object.values(schemas).sort());
     expect(await duplicates(client)).toEqual([]);
   });
 });

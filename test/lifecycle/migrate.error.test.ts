@@ -20,19 +20,22 @@ const ALPHABETICAL = ["alpha", "bravo", "charlie", "delta", "echo"];
 async function fleetWithHandMadeColumn(label: string) {
   const databaseUrl = await freshDatabase(label);
   const client = await connectTo(databaseUrl);
-  await initWithTenants(client, SLUGS);
-  await client.query('ALTER TABLE "tenant_charlie"."items" ADD COLUMN "priority" integer');
+  const schemas = await initWithTenants(client, SLUGS);
+  await client.query(`ALTER TABLE "${schemas.charlie}"."items" ADD COLUMN "priority" integer`);
   const migrationsDir = fixtureMigrations();
   const tag = addMigration(migrationsDir, "tenant", "priority", ['ALTER TABLE "tenant"."items" ADD COLUMN "priority" integer;']);
   expect(tag).toBe("0002_priority");
-  return { databaseUrl, client, migrationsDir, tag };
+  return { databaseUrl, client, migrationsDir, tag, schemas };
 }
 
-async function withPriority(client: pg.Client): Promise<string[]> {
+async function withPriority(client: pg.Client, schemas: Record<string, string>): Promise<string[]> {
   const have: string[] = [];
-  for (const slug of ALPHABETICAL) if (await hasColumn(client, `tenant_${slug}`, "items", "priority")) have.push(slug);
+  for (const slug of ALPHABETICAL) if (await hasColumn(client, schemas[slug]!, "items", "priority")) have.push(slug);
   return have;
 }
+
+/** The schemas of these tenants, in the ledger's order (by schema name). */
+const schemasOf = (schemas: Record<string, string>, slugs: string[]) => slugs.map((s) => schemas[s]!).sort();
 
 async function recordedFor(client: pg.Client, migration: string): Promise<string[]> {
   return (await ledger(client)).filter((r) => r.migration === migration).map((r) => r.schema_name);
@@ -40,33 +43,33 @@ async function recordedFor(client: pg.Client, migration: string): Promise<string
 
 describe("a tenant migration failing on the third of five tenants", () => {
   it("atomic run: exit 1 naming tenant, migration and PostgreSQL's error; nothing applied anywhere", async () => {
-    const { databaseUrl, client, migrationsDir, tag } = await fleetWithHandMadeColumn("mig_err_atomic");
+    const { databaseUrl, client, migrationsDir, tag, schemas } = await fleetWithHandMadeColumn("mig_err_atomic");
     const ledgerBefore = await ledger(client);
 
     const r = await migrateCli({ databaseUrl, migrationsDir });
     expect(r.code, show(r)).toBe(1);
-    expect(r.stderr).toContain(`error: migration tenant/${tag} failed on tenant charlie (schema tenant_charlie)`);
+    expect(r.stderr).toContain(`error: migration tenant/${tag} failed on tenant charlie (schema ${schemas.charlie})`);
     expect(r.stderr).toContain('column "priority" of relation "items" already exists (SQLSTATE 42701)');
     expect(r.stderr).toContain("Nothing was applied: the whole run was rolled back.");
     expect(r.stdout).toBe("");
 
-    expect(await withPriority(client)).toEqual(["charlie"]);
+    expect(await withPriority(client, schemas)).toEqual(["charlie"]);
     expect(await ledger(client)).toEqual(ledgerBefore);
 
     // Refusing again is stable: same failure, still nothing applied.
     const again = await migrateCli({ databaseUrl, migrationsDir });
     expect(again.code, show(again)).toBe(1);
-    expect(await withPriority(client)).toEqual(["charlie"]);
+    expect(await withPriority(client, schemas)).toEqual(["charlie"]);
     expect(await ledger(client)).toEqual(ledgerBefore);
   });
 
   it("--batch-size 2: the first batch is applied and recorded, exit 1; after the fix a re-run finishes the rest", async () => {
-    const { databaseUrl, client, migrationsDir, tag } = await fleetWithHandMadeColumn("mig_err_batch");
+    const { databaseUrl, client, migrationsDir, tag, schemas } = await fleetWithHandMadeColumn("mig_err_batch");
     const ledgerBefore = await ledger(client);
 
     const r = await migrateCli({ databaseUrl, migrationsDir }, "--batch-size", "2");
     expect(r.code, show(r)).toBe(1);
-    expect(r.stderr).toContain(`error: migration tenant/${tag} failed on tenant charlie (schema tenant_charlie)`);
+    expect(r.stderr).toContain(`error: migration tenant/${tag} failed on tenant charlie (schema ${schemas.charlie})`);
     expect(r.stderr).toContain('column "priority" of relation "items" already exists');
     expect(r.stderr).toContain(
       "Batch 2 (tenants 3-4 of 5) was rolled back; the 2 tenants before it were migrated and recorded. " +
@@ -74,8 +77,8 @@ describe("a tenant migration failing on the third of five tenants", () => {
     );
     expect(r.stderr).not.toContain("Nothing was applied");
 
-    expect(await withPriority(client)).toEqual(["alpha", "bravo", "charlie"]);
-    expect(await recordedFor(client, tag)).toEqual(["tenant_alpha", "tenant_bravo"]);
+    expect(await withPriority(client, schemas)).toEqual(["alpha", "bravo", "charlie"]);
+    expect(await recordedFor(client, tag)).toEqual(schemasOf(schemas, ["alpha", "bravo"]));
     // Earlier ledger rows are untouched.
     const ledgerNow = await ledger(client);
     expect(ledgerNow.filter((row) => row.migration !== tag)).toEqual(ledgerBefore);
@@ -86,14 +89,14 @@ describe("a tenant migration failing on the third of five tenants", () => {
     expect(JSON.parse(status.stdout).tenant.behind).toEqual(["charlie", "delta", "echo"]);
 
     // The fix: drop the hand-made column. The re-run resumes with the three that are left.
-    await client.query('ALTER TABLE "tenant_charlie"."items" DROP COLUMN "priority"');
+    await client.query(`ALTER TABLE "${schemas.charlie}"."items" DROP COLUMN "priority"`);
     const rerun = await migrateCli({ databaseUrl, migrationsDir }, "--batch-size", "2");
     expect(rerun.code, show(rerun)).toBe(0);
     expect(rerun.stdout).toContain("Migrated: 0 shared migration(s), 3 tenant(s) in 2 transaction(s).");
     expect(rerun.stdout).toContain(`tenant: ${tag} -> charlie, delta, echo`);
 
-    expect(await withPriority(client)).toEqual(ALPHABETICAL);
-    expect(await recordedFor(client, tag)).toEqual(ALPHABETICAL.map((s) => `tenant_${s}`));
+    expect(await withPriority(client, schemas)).toEqual(ALPHABETICAL);
+    expect(await recordedFor(client, tag)).toEqual(schemasOf(schemas, ALPHABETICAL));
     // Recorded exactly once per schema, and nothing else was recorded twice.
     const { rows } = await client.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM (SELECT schema_name, migration FROM public.schema_migrations GROUP BY 1, 2 HAVING count(*) > 1) d",
@@ -101,7 +104,7 @@ describe("a tenant migration failing on the third of five tenants", () => {
     expect(rows[0]!.n).toBe(0);
     // The first batch kept its original ledger rows (not re-applied).
     const firstBatch = ledgerNow.filter((row) => row.migration === tag);
-    expect((await ledger(client)).filter((row) => row.migration === tag && ["tenant_alpha", "tenant_bravo"].includes(row.schema_name))).toEqual(
+    expect((await ledger(client)).filter((row) => row.migration === tag && schemasOf(schemas, ["alpha", "bravo"]).includes(row.schema_name))).toEqual(
       firstBatch,
     );
 
@@ -115,7 +118,7 @@ describe("a failing shared migration", () => {
   it("stops the run before any tenant, atomic and batched", async () => {
     const databaseUrl = await freshDatabase("mig_err_shared");
     const client = await connectTo(databaseUrl);
-    await initWithTenants(client, ["acme", "globex"]);
+    const schemas = await initWithTenants(client, ["acme", "globex"]);
     const migrationsDir = fixtureMigrations();
     const shared = addMigration(migrationsDir, "shared", "broken", ['ALTER TABLE "shared"."no_such_table" ADD COLUMN "x" integer;']);
     addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
@@ -126,8 +129,8 @@ describe("a failing shared migration", () => {
       expect(r.code, show(r)).toBe(1);
       expect(r.stderr).toContain(`error: shared migration ${shared} failed: relation "shared.no_such_table" does not exist (SQLSTATE 42P01)`);
       expect(await ledger(client)).toEqual(ledgerBefore);
-      expect(await hasColumn(client, "tenant_acme", "items", "note")).toBe(false);
-      expect(await hasColumn(client, "tenant_globex", "items", "note")).toBe(false);
+      expect(await hasColumn(client, schemas.acme!, "items", "note")).toBe(false);
+      expect(await hasColumn(client, schemas.globex!, "items", "note")).toBe(false);
     }
   });
 });

@@ -73,6 +73,18 @@ export async function schemaCatalog(client: pg.Client, schema: string): Promise<
   return catalog;
 }
 
+/**
+ * A tenant schema's catalog with its own name replaced by `tenant`, so that two tenants' schemas
+ * (named by random keys) can be compared.
+ */
+export async function tenantSchemaCatalog(client: pg.Client, schema: string): Promise<SchemaCatalog> {
+  const catalog = await schemaCatalog(client, schema);
+  for (const key of Object.keys(catalog) as Array<keyof SchemaCatalog>) {
+    catalog[key] = catalog[key].map((row) => row.split(schema).join("tenant"));
+  }
+  return catalog;
+}
+
 /** Human-readable differences between two catalogs (empty when equal). */
 export function diffCatalogs(label: string, a: SchemaCatalog, b: SchemaCatalog, names = ["A", "B"]): string[] {
   const lines: string[] = [];
@@ -173,6 +185,8 @@ export async function databaseState(client: pg.Client) {
     objects,
     tenants: await rowsOf("shared.tenants", "id"),
     hosts: await rowsOf("shared.tenant_hosts", "host"),
+    schemaRegistry: await rowsOf("shared.tenant_schemas", "schema_name"),
+    releasedHosts: await rowsOf("shared.released_hosts", "host"),
     ledger: await ledger(client),
   };
 }

@@ -85,7 +85,8 @@ describe("tenant resolution caching", () => {
     expect((await request("doomed.test", { path: "/users" })).status).toBe(200);
     expect(await kvExpiration("doomed.test")).toBeDefined();
     const db = sql();
-    await db.query('DROP SCHEMA "tenant_doomed" CASCADE');
+    const [doomed] = (await db.query("SELECT schema_name FROM shared.tenants WHERE slug = 'doomed'")) as Array<{ schema_name: string }>;
+    await db.query(`DROP SCHEMA "${doomed!.schema_name}" CASCADE`);
     await db.query("DELETE FROM shared.tenants WHERE slug = 'doomed'");
 
     const res = await request("doomed.test", { path: "/users" });

@@ -1,11 +1,14 @@
 // Shared tables: the tenant catalog. They live in the `shared` schema of every database.
 import { sql } from "drizzle-orm";
-import { bigint, boolean, check, index, pgSchema, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
-import { SHARED_SCHEMA } from "../../tenancy/naming.ts";
+import { bigint, boolean, check, foreignKey, index, pgSchema, text, timestamp, unique, uniqueIndex } from "drizzle-orm/pg-core";
+import { SCHEMA_NAME_PATTERN, SHARED_SCHEMA } from "../../tenancy/naming.ts";
 
 export const shared = pgSchema(SHARED_SCHEMA);
 
 export const tenantStatus = shared.enum("tenant_status", ["active", "suspended"]);
+
+// Written unqualified (a bare column name) and from the one pattern in naming.ts.
+const schemaNameFormat = sql.raw(`"schema_name" ~ '${SCHEMA_NAME_PATTERN.source}'`);
 
 export const tenants = shared.table(
   "tenants",
@@ -13,6 +16,7 @@ export const tenants = shared.table(
     id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
     slug: text("slug").notNull().unique(),
     name: text("name").notNull(),
+    /** Assigned once at creation and registered below; never derived from the slug. */
     schemaName: text("schema_name").notNull().unique(),
     status: tenantStatus("status").notNull().default("active"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
@@ -20,8 +24,51 @@ export const tenants = shared.table(
   },
   (t) => [
     check("tenants_slug_format", sql`${t.slug} ~ '^[a-z][a-z0-9_]{0,55}$'`),
-    check("tenants_schema_name_matches_slug", sql`${t.schemaName} = 'tenant_' || ${t.slug}`),
+    check("tenants_schema_name_format", schemaNameFormat),
+    // The registry row of this schema name must be this tenant's: a name registered for a tenant
+    // that was deleted can never be given to another one.
+    foreignKey({
+      name: "tenants_schema_name_registered_fk",
+      columns: [t.schemaName, t.id],
+      foreignColumns: [tenantSchemas.schemaName, tenantSchemas.tenantId],
+    }),
   ],
+);
+
+/**
+ * Every tenant schema name ever assigned. A row is written when a tenant is created and never
+ * deleted (delete sets `released_at`), so a schema name is never assigned twice: a stale cache
+ * entry naming a deleted tenant's schema can never lead into another tenant's data.
+ */
+export const tenantSchemas = shared.table(
+  "tenant_schemas",
+  {
+    schemaName: text("schema_name").primaryKey(),
+    /** The tenant it was assigned to (kept after that tenant is deleted, so no foreign key). */
+    tenantId: bigint("tenant_id", { mode: "number" }).notNull(),
+    assignedAt: timestamp("assigned_at", { withTimezone: true }).notNull().defaultNow(),
+    /** When the tenant was deleted and its schema dropped; null while it lives. */
+    releasedAt: timestamp("released_at", { withTimezone: true }),
+  },
+  (t) => [
+    check("tenant_schemas_schema_name_format", schemaNameFormat),
+    unique("tenant_schemas_schema_name_tenant_id_unique").on(t.schemaName, t.tenantId),
+  ],
+);
+
+/**
+ * Hosts recently taken from a tenant (`hosts remove`, `delete`). Until the staleness bound has passed
+ * since `released_at`, caches may still send the host's visitors to `tenant_id`, so the CLI refuses to
+ * attach the host to any other tenant (unless forced). Attaching the host again removes its row.
+ */
+export const releasedHosts = shared.table(
+  "released_hosts",
+  {
+    host: text("host").primaryKey(),
+    tenantId: bigint("tenant_id", { mode: "number" }).notNull(),
+    releasedAt: timestamp("released_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [check("released_hosts_host_lowercase", sql`${t.host} = lower(${t.host})`)],
 );
 
 export const tenantHosts = shared.table(
