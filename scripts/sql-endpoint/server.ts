@@ -1,8 +1,8 @@
 // A local HTTP endpoint that speaks Neon's SQL-over-HTTP protocol in front of any PostgreSQL, so
 // the unchanged `@neondatabase/serverless` driver (and drizzle's neon-http) works without a cloud
-// account. Protocol: shared/design/neon-sql-over-http.md.
+// account. Protocol: docs/sql-over-http.md.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { isIP, type AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   EndpointError,
@@ -45,19 +45,9 @@ export interface SqlEndpoint {
   close(): Promise<void>;
 }
 
-const CORS_HEADERS = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Methods": "OPTIONS, POST",
-  "Access-Control-Allow-Headers":
-    "Authorization, Neon-Connection-String, Neon-Raw-Text-Output, Neon-Array-Mode, Neon-Pool-Opt-In, " +
-    "Neon-Batch-Read-Only, Neon-Batch-Isolation-Level, Neon-Batch-Deferrable",
-  "Access-Control-Max-Age": "86400",
-};
-
 function send(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
   if (res.writableEnded || res.destroyed) return;
   res.writeHead(status, {
-    ...CORS_HEADERS,
     "Content-Type": "application/json",
     "Content-Length": Buffer.byteLength(body),
     ...extra,
@@ -109,6 +99,37 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
+/** Loopback names and addresses, as a Host header carries them (port stripped, brackets kept off). */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+  if (name === "localhost" || name === "::1" || name === "0:0:0:0:0:0:0:1") return true;
+  const v4 = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(name);
+  return v4 !== null && v4.slice(1).every((octet) => Number(octet) <= 255);
+}
+
+/** The host part of a Host header value, without the port (`[::1]:4445` -> `::1`). */
+function hostWithoutPort(value: string): string {
+  const bracketed = /^\[([^\]]*)\](?::\d*)?$/.exec(value);
+  if (bracketed) return bracketed[1]!;
+  return value.replace(/:\d*$/, "");
+}
+
+/**
+ * The endpoint serves the local Worker and Node tools, never a web page: no CORS headers at all, a
+ * request with an `Origin` header (every browser sends one on a cross-origin or POST fetch) is
+ * refused, and so is any Host that is not loopback (a page that rebinds its own DNS name to
+ * 127.0.0.1 still sends its own name as Host).
+ */
+function refuseWebPages(req: IncomingMessage, allowedHosts: ReadonlySet<string>): void {
+  if (req.headers.origin !== undefined) {
+    throw new EndpointError(403, "requests from web pages are refused: the local SQL endpoint is for the Worker and local tools only");
+  }
+  const host = hostWithoutPort(req.headers.host ?? "").toLowerCase();
+  if (!isLoopbackHost(host) && !allowedHosts.has(host)) {
+    throw new EndpointError(403, `Host ${JSON.stringify(req.headers.host ?? "")} is refused: call the local SQL endpoint at a loopback address (127.0.0.1, [::1] or localhost)`);
+  }
+}
+
 function responseTooLarge(): EndpointError {
   return new EndpointError(507, `response is too large (max is ${MAX_RESPONSE_BYTES} bytes)`);
 }
@@ -120,15 +141,15 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
     idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
   });
   let delayMs = options.delayMs ?? 0;
+  // Besides loopback names, only the address it deliberately listens on (an IP literal, which no
+  // rebound DNS name can pose as).
+  const listenHost = (options.host ?? "127.0.0.1").replace(/^\[|\]$/g, "").toLowerCase();
+  const allowedHosts = new Set(isIP(listenHost) && listenHost !== "0.0.0.0" && listenHost !== "::" ? [listenHost] : []);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    refuseWebPages(req, allowedHosts);
     const path = (req.url ?? "/").split("?")[0];
     if (path !== "/sql") throw new EndpointError(400, `unknown path ${path}: the SQL endpoint is POST /sql`);
-    if (req.method === "OPTIONS") {
-      res.writeHead(200, { ...CORS_HEADERS, Allow: "OPTIONS, POST" });
-      res.end();
-      return;
-    }
     if (req.method !== "POST") throw new EndpointError(400, `method ${req.method} is not supported: use POST /sql`);
 
     const body = await readBody(req);

@@ -1,6 +1,6 @@
 // Requests the endpoint refuses before reaching PostgreSQL: wrong path or method, bad JSON, bad
 // connection strings, a bad isolation level. Each is a 400 with a JSON error body the driver can
-// read, and the CORS preflight answers as Neon's does.
+// read. (Requests from web pages are refused: web-pages.security.test.ts.)
 import { describe, expect, it } from "vitest";
 import { connectionStringWith, databaseUrl, driver, endpointUrl, post, protocolHeaders } from "./helpers.ts";
 
@@ -16,29 +16,6 @@ function expectEndpointError(res: { status: number; json: any }, message: string
 }
 
 describe("HTTP surface", () => {
-  it("answers OPTIONS /sql with 200 and CORS headers", async () => {
-    const res = await fetch(endpointUrl(), {
-      method: "OPTIONS",
-      headers: { Origin: "https://app.example.com", "Access-Control-Request-Method": "POST" },
-    });
-    expect(res.status).toBe(200);
-    expect(res.headers.get("access-control-allow-origin")).toBe("*");
-    expect(res.headers.get("allow")).toBe("OPTIONS, POST");
-    expect(res.headers.get("access-control-allow-methods")).toContain("POST");
-    const allowed = res.headers.get("access-control-allow-headers")!.toLowerCase().split(/,\s*/);
-    for (const header of [
-      "authorization",
-      "neon-connection-string",
-      "neon-raw-text-output",
-      "neon-array-mode",
-      "neon-batch-isolation-level",
-      "neon-batch-read-only",
-      "neon-batch-deferrable",
-    ]) {
-      expect(allowed).toContain(header);
-    }
-  });
-
   it.each(["/", "/sql/", "/sqlx", "/v1/sql", "/api/sql"])("refuses POST %s with 400", async (path) => {
     const res = await fetch(new URL(path, endpointUrl()), {
       method: "POST",
