@@ -1,16 +1,17 @@
 // A real PostgreSQL session for the Node scripts (migrations need interactive transactions).
 import pg from "pg";
 import { parseLocalConfig } from "../local/config.ts";
-import { embeddedDatabaseUrl } from "../local/defaults.ts";
+import { localDatabaseUrl } from "../local/defaults.ts";
 
 /**
  * DATABASE_URL from the environment or `.env`, read by the same rules as `npm run db`; without
- * it, the database that `npm run db` / `npm run dev` run (on LOCAL_PG_PORT).
+ * it, the database that `npm run db` / `npm run dev` run (on LOCAL_PG_PORT, with the password kept in
+ * LOCAL_DATA_DIR).
  */
 export function databaseUrlFromEnv(): { url: string; local: boolean } {
   const config = parseLocalConfig();
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, local: false };
-  return { url: embeddedDatabaseUrl(config.LOCAL_PG_PORT), local: true };
+  return { url: localDatabaseUrl(config.LOCAL_DATA_DIR, config.LOCAL_PG_PORT), local: true };
 }
 
 export class ConnectionError extends Error {}

