@@ -1,80 +1,118 @@
 // `npm run dev`: the local PostgreSQL, the SQL-over-HTTP endpoint and `wrangler dev` together.
-// Ctrl-C stops all three; so does any one of them failing. `--delay-ms N` adds N ms to every
-// database request, to feel production's edge-to-region round trips.
+// Ctrl-C stops all three; so does any one of them exiting, and it says which. Options:
+// `--delay-ms N` adds N ms to every database request (production's edge-to-region round trips),
+// `--show-url` prints DATABASE_URL with its password, `--unsafe-listen` allows a non-loopback
+// LOCAL_SQL_HOST.
 import { spawn } from "node:child_process";
-import { resolve } from "node:path";
-import { delayFromArgs, readLocalConfig } from "./local/config.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { readLocalConfig, stackArgs } from "./local/config.ts";
 import { prepareDemoDatabase } from "./local/demo.ts";
-import { describeStack, onShutdown, startLocalStack } from "./local/stack.ts";
+import { describeStack, onShutdown, startLocalStack, type LocalStack } from "./local/stack.ts";
 
 const config = readLocalConfig();
-const delayMs = delayFromArgs(process.argv.slice(2), config.LOCAL_SQL_DELAY_MS);
+const args = stackArgs("npm run dev", process.argv.slice(2), config);
 
-let stack;
-try {
-  stack = await startLocalStack(config, delayMs);
-} catch (error) {
-  console.error(`error: ${(error as Error).message}`);
-  process.exit(1);
-}
-console.log(describeStack(stack, delayMs));
-let demoUrls: string[];
-try {
-  demoUrls = await prepareDemoDatabase(stack.database.url);
-} catch (error) {
-  console.error(`error: ${(error as Error).message}`);
-  await stack.stop();
+function fail(message: string): never {
+  console.error(`error: ${message}`);
   process.exit(1);
 }
 
-const wranglerBin = resolve("node_modules/.bin/wrangler");
-// The worker's own process group, so stopping it also stops workerd under it.
-const wrangler = spawn(
-  wranglerBin,
-  [
-    "dev",
-    "--port",
-    String(config.WORKER_PORT),
-    "--var",
-    `DATABASE_URL:${stack.database.url}`,
-    "--var",
-    `LOCAL_SQL_ENDPOINT:${stack.endpoint.url}`,
-    "--show-interactive-dev-session=false",
-  ],
-  { stdio: ["ignore", "inherit", "inherit"], detached: true },
+// 1. The database and the endpoint (after checking that every port, wrangler's too, is free).
+let stack: LocalStack;
+try {
+  stack = await startLocalStack(config, args, { WORKER_PORT: config.WORKER_PORT });
+} catch (error) {
+  fail((error as Error).message);
+}
+console.log(describeStack(stack, args));
+
+// 2. Demo data goes only into the local embedded database, never into DATABASE_URL's.
+let demoUrls: string[] = [];
+if (stack.database.embedded) {
+  try {
+    demoUrls = await prepareDemoDatabase(stack.database.url);
+  } catch (error) {
+    await stack.stop();
+    fail((error as Error).message);
+  }
+} else {
+  console.log(
+    "DATABASE_URL is set: serving that database as it is (no init, migrations or demo tenants; " +
+      "run `npm run tenants -- init` and `npm run migrate` yourself)",
+  );
+}
+
+// 3. The Worker's bindings, in a private file given to wrangler with --env-file: they never show
+// on a command line or in wrangler's output (it lists them as hidden), and wrangler then reads no
+// `.env` or `.dev.vars`, so the Node-side variables there never reach the Worker.
+const workerDatabaseUrl = stack.database.url;
+const bindingsDir = mkdtempSync(join(tmpdir(), "edge-tenants-dev-"));
+const bindingsFile = join(bindingsDir, "worker.env");
+// dotenv syntax; `$`, quotes and backslashes are percent-encoded (the values are URLs) so that
+// neither dotenv nor its variable expansion changes them.
+const dotenvValue = (url: string) => `"${url.replace(/[$"'`\\\n\r]/g, (c) => encodeURIComponent(c))}"`;
+writeFileSync(
+  bindingsFile,
+  `DATABASE_URL=${dotenvValue(workerDatabaseUrl)}\nLOCAL_SQL_ENDPOINT=${dotenvValue(stack.endpoint.url)}\n`,
+  { mode: 0o600 },
 );
+const removeBindings = () => rmSync(bindingsDir, { recursive: true, force: true });
+
+// 4. wrangler dev, in its own process group so that stopping it also stops workerd under it.
+const wrangler = spawn(
+  resolve("node_modules/.bin/wrangler"),
+  ["dev", "--port", String(config.WORKER_PORT), "--env-file", bindingsFile, "--show-interactive-dev-session=false"],
+  {
+    stdio: ["ignore", "inherit", "inherit"],
+    detached: true,
+    env: { ...process.env, CLOUDFLARE_INCLUDE_PROCESS_ENV: "false" },
+  },
+);
+
+function killWrangler(signal: NodeJS.Signals): void {
+  try {
+    process.kill(-wrangler.pid!, signal);
+  } catch {
+    // Already gone.
+  }
+}
 
 let stopping = false;
 async function stopAll(): Promise<void> {
   stopping = true;
   if (wrangler.exitCode === null && wrangler.signalCode === null) {
     const exited = new Promise((done) => wrangler.once("exit", done));
-    try {
-      process.kill(-wrangler.pid!, "SIGTERM");
-    } catch {
-      // Already gone.
-    }
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-wrangler.pid!, "SIGKILL");
-      } catch {}
-    }, 5_000);
+    killWrangler("SIGTERM");
+    const timer = setTimeout(() => killWrangler("SIGKILL"), 5_000);
     await exited;
     clearTimeout(timer);
   }
-  await stack!.stop();
+  await stack.stop();
+  removeBindings();
+}
+
+/** One part ended on its own: say which, stop the others, exit 1. */
+function partExited(what: string): void {
+  if (stopping) return;
+  console.error(`error: ${what}; stopping the rest of the local stack`);
+  stopAll().finally(() => process.exit(1));
 }
 
 onShutdown(stopAll);
-wrangler.on("exit", (code) => {
-  if (stopping) return;
-  console.error(`wrangler dev exited (${code ?? "signal"}); stopping the local database and endpoint`);
-  stack!.stop().finally(() => process.exit(code || 1));
+// Whatever ends this process, workerd must not outlive it, nor the bindings file.
+process.on("exit", () => {
+  killWrangler("SIGKILL");
+  removeBindings();
 });
+wrangler.on("exit", (code, signal) => partExited(`wrangler dev exited (${signal ? `killed by ${signal}` : `exit code ${code}`})`));
+void stack.database.exited.then((how) => partExited(`PostgreSQL (the embedded server on port ${stack.database.port}) exited (${how})`));
+void stack.endpoint.failed.then((error) => partExited(`the SQL endpoint stopped (${error.message})`));
+
 console.log(
   [
-    "Tenants:",
-    ...demoUrls.map((url) => `  ${url}:${config.WORKER_PORT}/users`),
+    ...(demoUrls.length ? ["Tenants:", ...demoUrls.map((url) => `  ${url}:${config.WORKER_PORT}/users`)] : []),
     `API docs: http://acme.localhost:${config.WORKER_PORT}/docs   Health: http://localhost:${config.WORKER_PORT}/health`,
     "Ctrl-C stops everything.",
   ].join("\n"),

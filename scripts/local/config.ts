@@ -55,14 +55,37 @@ export function readLocalConfig(env: NodeJS.ProcessEnv = process.env): LocalConf
   }
 }
 
-/** `--delay-ms N` on the command line overrides LOCAL_SQL_DELAY_MS. */
-export function delayFromArgs(args: string[], fallback: number): number {
-  const index = args.indexOf("--delay-ms");
-  if (index === -1) return fallback;
-  const value = Number(args[index + 1]);
-  if (!Number.isFinite(value) || value < 0) {
-    console.error("error: --delay-ms needs a number of milliseconds, e.g. --delay-ms 20");
-    process.exit(2);
+export interface StackArgs {
+  /** `--delay-ms N`: ms added to every endpoint request (overrides LOCAL_SQL_DELAY_MS). */
+  delayMs: number;
+  /** `--show-url`: print DATABASE_URL with its password (masked otherwise). */
+  showUrl: boolean;
+  /** `--unsafe-listen`: allow a LOCAL_SQL_HOST that is not loopback. */
+  unsafeListen: boolean;
+}
+
+/**
+ * The options of `npm run db` and `npm run dev`. A bad or unknown option exits 2 with one line
+ * saying what was wrong.
+ */
+export function stackArgs(command: string, args: string[], config: LocalConfig): StackArgs {
+  const result: StackArgs = { delayMs: config.LOCAL_SQL_DELAY_MS, showUrl: false, unsafeListen: false };
+  const usage = `${command} takes --delay-ms N, --show-url and --unsafe-listen`;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--show-url") result.showUrl = true;
+    else if (arg === "--unsafe-listen") result.unsafeListen = true;
+    else if (arg === "--delay-ms") {
+      const value = Number(args[++i]);
+      if (args[i] === undefined || args[i] === "" || !Number.isFinite(value) || value < 0) {
+        console.error("error: --delay-ms needs a number of milliseconds, e.g. --delay-ms 20");
+        process.exit(2);
+      }
+      result.delayMs = value;
+    } else {
+      console.error(`error: unknown option ${arg}: ${usage}`);
+      process.exit(2);
+    }
   }
-  return value;
+  return result;
 }

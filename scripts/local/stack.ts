@@ -1,6 +1,10 @@
 // The local database and SQL endpoint together, as `npm run db` and `npm run dev` start them.
-import { startSqlEndpoint, type SqlEndpoint } from "../sql-endpoint/server.ts";
-import type { LocalConfig } from "./config.ts";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { resolve } from "node:path";
+import { isLoopbackHost, startSqlEndpoint, type SqlEndpoint } from "../sql-endpoint/server.ts";
+import type { LocalConfig, StackArgs } from "./config.ts";
+import { maskPassword } from "./defaults.ts";
 import { externalDatabase, startEmbeddedPostgres, type LocalDatabase } from "./postgres.ts";
 
 export interface LocalStack {
@@ -9,7 +13,94 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-export async function startLocalStack(config: LocalConfig, delayMs: number): Promise<LocalStack> {
+/** Fails when nothing is what the user asked for; every message is one line saying what to do. */
+export class LocalStackError extends Error {}
+
+/**
+ * A live PostgreSQL server on this data folder, from its postmaster.pid; undefined when there is
+ * none (no file, or a file left by a server that is gone, which PostgreSQL itself replaces).
+ */
+export function serverRunningOn(dataDir: string): { pid: number; port: number } | undefined {
+  const pidFile = resolve(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return undefined;
+  const lines = readFileSync(pidFile, "utf8").split("\n");
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return undefined;
+  }
+  // A pid reused by another program is not a server (Linux tells which program it is).
+  const comm = `/proc/${pid}/comm`;
+  if (existsSync("/proc/self/comm") && (!existsSync(comm) || !readFileSync(comm, "utf8").startsWith("postgres"))) {
+    return undefined;
+  }
+  return { pid, port: Number(lines[3]) };
+}
+
+async function portTaken(port: number, host: string): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once("error", () => done(true));
+    server.listen(port, host, () => server.close(() => done(false)));
+  });
+}
+
+/**
+ * Everything that would stop the stack from starting, checked before anything starts: a
+ * LOCAL_SQL_HOST that is not loopback (without --unsafe-listen), a server already running on the
+ * data folder, and every taken port at once.
+ */
+export async function checkLocalStack(
+  config: LocalConfig,
+  args: Pick<StackArgs, "unsafeListen">,
+  otherPorts: Record<string, number> = {},
+): Promise<void> {
+  if (!isLoopbackHost(config.LOCAL_SQL_HOST) && !args.unsafeListen) {
+    throw new LocalStackError(
+      `LOCAL_SQL_HOST=${config.LOCAL_SQL_HOST} is not a loopback address, so anyone who can reach it and knows a ` +
+        "database password could run SQL: use 127.0.0.1, or pass --unsafe-listen if you really mean it",
+    );
+  }
+  const embedded = !config.DATABASE_URL;
+  if (embedded) {
+    const running = serverRunningOn(config.LOCAL_DATA_DIR);
+    if (running) {
+      throw new LocalStackError(
+        `a PostgreSQL server already runs on the data folder ${config.LOCAL_DATA_DIR} (pid ${running.pid}, port ${running.port}): ` +
+          "another `npm run dev` or `npm run db` is using it; stop that one first, or set LOCAL_DATA_DIR to another folder",
+      );
+    }
+  }
+  const wanted: [string, number, string][] = [
+    ...(embedded ? [["LOCAL_PG_PORT", config.LOCAL_PG_PORT, "127.0.0.1"] as [string, number, string]] : []),
+    ["LOCAL_SQL_PORT", config.LOCAL_SQL_PORT, config.LOCAL_SQL_HOST],
+    ...Object.entries(otherPorts).map(([name, port]) => [name, port, "127.0.0.1"] as [string, number, string]),
+  ];
+  const problems: string[] = [];
+  const seen = new Map<number, string>();
+  for (const [name, port, host] of wanted) {
+    const twin = seen.get(port);
+    if (twin) problems.push(`${port} (${name}, also ${twin})`);
+    else if (await portTaken(port, host)) problems.push(`${port} (${name})`);
+    seen.set(port, name);
+  }
+  if (problems.length > 0) {
+    throw new LocalStackError(
+      `port${problems.length > 1 ? "s" : ""} already in use: ${problems.join(", ")}; ` +
+        "stop what uses them, or set those variables (environment or .env) to free ports",
+    );
+  }
+}
+
+/** `otherPorts` (e.g. `{ WORKER_PORT: 8787 }`) are checked with the stack's own before it starts. */
+export async function startLocalStack(
+  config: LocalConfig,
+  args: Pick<StackArgs, "delayMs" | "unsafeListen">,
+  otherPorts: Record<string, number> = {},
+): Promise<LocalStack> {
+  await checkLocalStack(config, args, otherPorts);
   const database = config.DATABASE_URL
     ? externalDatabase(config.DATABASE_URL)
     : await startEmbeddedPostgres({ dataDir: config.LOCAL_DATA_DIR, port: config.LOCAL_PG_PORT });
@@ -19,19 +110,19 @@ export async function startLocalStack(config: LocalConfig, delayMs: number): Pro
       upstream: { host: database.host, port: database.port },
       host: config.LOCAL_SQL_HOST,
       port: config.LOCAL_SQL_PORT,
-      delayMs,
+      delayMs: args.delayMs,
     });
   } catch (error) {
     await database.stop();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") {
-      throw new Error(`port ${config.LOCAL_SQL_PORT} is already in use: stop what uses it or set LOCAL_SQL_PORT`);
+      throw new LocalStackError(`port ${config.LOCAL_SQL_PORT} (LOCAL_SQL_PORT) is already in use: stop what uses it or set LOCAL_SQL_PORT`);
     }
     throw error;
   }
-  if (!["127.0.0.1", "::1", "localhost"].includes(config.LOCAL_SQL_HOST)) {
+  if (!isLoopbackHost(config.LOCAL_SQL_HOST)) {
     console.warn(
-      `warning: the SQL endpoint listens on ${config.LOCAL_SQL_HOST}, not loopback: anyone who can reach it ` +
+      `warning: --unsafe-listen: the SQL endpoint listens on ${config.LOCAL_SQL_HOST}, not loopback: anyone who can reach it ` +
         "and knows a database password can run SQL",
     );
   }
@@ -45,11 +136,13 @@ export async function startLocalStack(config: LocalConfig, delayMs: number): Pro
   };
 }
 
-export function describeStack(stack: LocalStack, delayMs: number): string {
+export function describeStack(stack: LocalStack, args: Pick<StackArgs, "delayMs" | "showUrl">): string {
   const where = stack.database.embedded ? "embedded PostgreSQL" : "PostgreSQL from DATABASE_URL";
+  const url = args.showUrl ? stack.database.url : maskPassword(stack.database.url);
   return [
-    `DATABASE_URL=${stack.database.url}   (${where})`,
-    `SQL endpoint: ${stack.endpoint.url}${delayMs ? `   (+${delayMs} ms per request)` : ""}`,
+    `DATABASE_URL=${url}   (${where})`,
+    ...(url === stack.database.url ? [] : ["  (password masked: --show-url prints it; the tenants and migrate CLIs find it themselves)"]),
+    `SQL endpoint: ${stack.endpoint.url}${args.delayMs ? `   (+${args.delayMs} ms per request)` : ""}`,
   ].join("\n");
 }
 

@@ -40,6 +40,8 @@ export interface SqlEndpoint {
   /** The URL to give `neonConfig.fetchEndpoint`, ending in `/sql`. */
   url: string;
   port: number;
+  /** Settles if the server stops listening other than through `close()`, with why. */
+  failed: Promise<Error>;
   /** Changes the per-request delay from now on (benchmarks compare with and without). */
   setDelayMs(ms: number): void;
   close(): Promise<void>;
@@ -232,14 +234,23 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
     server.listen(options.port ?? 0, host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  let closing = false;
+  const failed = new Promise<Error>((done) => {
+    server.once("error", (error) => done(error));
+    server.once("close", () => {
+      if (!closing) done(new Error("the server closed"));
+    });
+  });
   const urlHost = host.includes(":") ? `[${host}]` : host;
   return {
     url: `http://${urlHost}:${port}/sql`,
     port,
+    failed,
     setDelayMs(ms: number) {
       delayMs = ms;
     },
     async close() {
+      closing = true;
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await pool.close();
