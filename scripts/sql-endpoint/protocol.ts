@@ -1,5 +1,5 @@
 // Pure pieces of Neon's SQL-over-HTTP protocol: request parsing, parameter encoding, result and
-// error shapes. See shared/design/neon-sql-over-http.md; nothing here touches a socket.
+// error shapes. See docs/sql-over-http.md; nothing here touches a socket.
 import type { DatabaseError, FieldDef } from "pg";
 
 export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
