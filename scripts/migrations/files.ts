@@ -3,16 +3,21 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PLACEHOLDER_SCHEMA, quoteIdent } from "../../src/tenancy/naming.ts";
+import { bindPieces, describeProblem, parseMigration, type ParsedStatement, type Track } from "./sql.ts";
 
-export type Track = "shared" | "tenant";
+export type { Track } from "./sql.ts";
 
 export interface Migration {
   track: Track;
   /** The file name without `.sql`, e.g. `0001_item_status`. Sorted order is apply order. */
   name: string;
   checksum: string;
+  /** Each statement's text, in order. */
   statements: string[];
+  /** The statements as PostgreSQL's parser read them (kinds, objects touched: the lock estimate). */
+  parsed: ParsedStatement[];
+  /** The file's SQL, each statement ended by `;`; tenant files: cut at each placeholder qualifier. */
+  pieces: string[];
 }
 
 export interface MigrationSet {
@@ -25,18 +30,20 @@ export const MIGRATIONS_DIR = process.env.MIGRATIONS_DIR
   ? resolve(process.env.MIGRATIONS_DIR)
   : resolve(import.meta.dirname, "../../migrations");
 
-const PLACEHOLDER_QUALIFIER = `${quoteIdent(PLACEHOLDER_SCHEMA)}.`;
-
 export class MigrationFileError extends Error {}
 
-/** Why a tenant-track statement may not be applied per tenant, or undefined when it is fine. */
-export function tenantStatementProblem(statement: string): string | undefined {
-  if (/"public"\s*\./i.test(statement) || /\bpublic\s*\./i.test(statement)) return "it names the public schema";
-  if (/"tenant_[a-z0-9_]*"/i.test(statement) || /\btenant_[a-z0-9_]+\s*\./i.test(statement)) {
-    return "it names a real tenant schema (tenant_<slug>); tenant migrations may name only the placeholder schema \"tenant\"";
+/**
+ * Parses one migration file's text with PostgreSQL's parser; throws MigrationFileError naming the
+ * file, the statement, its line and the object for every statement the track does not allow.
+ */
+export function parseMigrationFile(track: Track, name: string, text: string): Omit<Migration, "checksum"> {
+  const parsed = parseMigration(text, track);
+  const file = `migrations/${track}/${name}.sql`;
+  if (parsed.problems.length) {
+    const [first, ...more] = parsed.problems.map((p) => describeProblem(file, p));
+    throw new MigrationFileError(`${first!.replace(`${file},`, `${file} is refused:`)}${more.map((m) => `\n  ${m}`).join("")}`);
   }
-  if (/\bCREATE\s+SCHEMA\b|\bDROP\s+SCHEMA\b/i.test(statement)) return "it creates or drops a schema";
-  return undefined;
+  return { track, name, statements: parsed.statements.map((s) => s.text), parsed: parsed.statements, pieces: parsed.pieces };
 }
 
 function readTrack(dir: string, track: Track): Migration[] {
@@ -64,17 +71,7 @@ function readTrack(dir: string, track: Track): Migration[] {
   }
   return names.map((name) => {
     const text = readFileSync(join(trackDir, `${name}.sql`), "utf8");
-    const statements = text
-      .split("--> statement-breakpoint")
-      .map((s) => s.trim())
-      .filter((s) => s.replace(/--[^\n]*/g, "").trim().length > 0);
-    if (track === "tenant") {
-      for (const statement of statements) {
-        const problem = tenantStatementProblem(statement);
-        if (problem) throw new MigrationFileError(`migrations/tenant/${name}.sql is refused: ${problem}:\n  ${statement}`);
-      }
-    }
-    return { track, name, checksum: createHash("sha256").update(text).digest("hex"), statements };
+    return { ...parseMigrationFile(track, name, text), checksum: createHash("sha256").update(text).digest("hex") };
   });
 }
 
@@ -82,14 +79,7 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): MigrationSet {
   return { shared: readTrack(dir, "shared"), tenant: readTrack(dir, "tenant") };
 }
 
-/** A tenant-track statement with the placeholder schema replaced by the tenant's own. */
-export function bindToSchema(statement: string, schemaName: string): string {
-  return statement.split(PLACEHOLDER_QUALIFIER).join(`${quoteIdent(schemaName)}.`);
-}
-
-/** One SQL text (several statements) applying `migration` to `schemaName`. */
+/** One SQL text (several statements) applying `migration` to `schemaName` (the tenant's schema, or shared). */
 export function migrationSql(migration: Migration, schemaName: string): string {
-  const statements =
-    migration.track === "tenant" ? migration.statements.map((s) => bindToSchema(s, schemaName)) : migration.statements;
-  return statements.map((s) => (s.endsWith(";") ? s : `${s};`)).join("\n");
+  return migration.track === "tenant" ? bindPieces(migration.pieces, schemaName) : migration.pieces.join("");
 }

@@ -1,13 +1,15 @@
 // `npm run migrations:generate -- --name <name> [--custom]`: drizzle-kit generates the next
-// migration of each track from the table definitions (src/db/schema/). Tenant migrations must name
-// only the placeholder schema `tenant`; output that names `public` or a real tenant schema is
-// refused and removed, leaving migrations/ as it was.
+// migration of each track from the table definitions (src/db/schema/). Each new file is read with
+// PostgreSQL's parser and checked as `migrate` will check it (tenant statements may name only
+// objects qualified with the placeholder schema `tenant`, or read `shared`); a refused file is
+// removed, leaving migrations/ as it was, and every refused statement is listed.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { UsageError, fail } from "../cli-support.ts";
-import { MIGRATIONS_DIR, tenantStatementProblem, type Track } from "./files.ts";
+import { MIGRATIONS_DIR, type Track } from "./files.ts";
+import { describeProblem, parseMigration } from "./sql.ts";
 
 const HELP = `Usage: npm run migrations:generate -- --name <name> [--track shared|tenant] [--custom]
 
@@ -32,20 +34,10 @@ function restore(before: Map<string, string>, dir: string): void {
   for (const [path, text] of before) writeFileSync(path, text);
 }
 
-function problems(track: Track, text: string): string[] {
-  const found: string[] = [];
-  for (const statement of text.split("--> statement-breakpoint")) {
-    const s = statement.trim();
-    if (!s) continue;
-    const problem =
-      track === "tenant"
-        ? tenantStatementProblem(s)
-        : /"public"\s*\.|\bpublic\s*\./i.test(s) || /"tenant(_[a-z0-9_]*)?"\s*\./i.test(s)
-          ? "shared migrations may not name public or a tenant schema"
-          : undefined;
-    if (problem) found.push(`${problem}:\n    ${s.split("\n")[0]}`);
-  }
-  return found;
+/** Every statement of a new file the track does not allow, read by PostgreSQL's parser. */
+function problems(track: Track, path: string, text: string): string[] {
+  const file = `migrations/${track}/${basename(path)}`;
+  return parseMigration(text, track).problems.map((p) => describeProblem(file, p));
 }
 
 function generate(track: Track, name: string, custom: boolean): void {
@@ -57,7 +49,7 @@ function generate(track: Track, name: string, custom: boolean): void {
   if (run.status !== 0) throw new Error(`drizzle-kit generate failed for the ${track} track (exit ${run.status})`);
   const added = [...snapshot(dir).keys()].filter((p) => !before.has(p) && p.endsWith(".sql"));
   for (const path of added) {
-    const found = problems(track, readFileSync(path, "utf8"));
+    const found = problems(track, path, readFileSync(path, "utf8"));
     if (found.length) {
       restore(before, dir);
       throw new UsageError(

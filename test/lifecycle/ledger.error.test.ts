@@ -90,9 +90,9 @@ describe("migration files that break the rules", () => {
     const { databaseUrl, client } = await initialized("ledger_names", ["acme"]);
     const before = await databaseState(client);
     const cases: Array<[string, string]> = [
-      ['CREATE TABLE "public"."leak" (id integer);', "it names the public schema"],
-      ['ALTER TABLE "tenant_acme"."items" ADD COLUMN "x" integer;', "it names a real tenant schema"],
-      ['CREATE SCHEMA "extra";', "it creates or drops a schema"],
+      ['CREATE TABLE "public"."leak" (id integer);', 'statement 1 (line 1): table "public"."leak" is in the public schema'],
+      ['ALTER TABLE "tenant_acme"."items" ADD COLUMN "x" integer;', 'statement 1 (line 1): table "tenant_acme"."items" names the real tenant schema'],
+      ['CREATE SCHEMA "extra";', "statement 1 (line 1): it creates or drops a schema"],
     ];
     for (const [statement, problem] of cases) {
       const migrationsDir = fixtureMigrations();
