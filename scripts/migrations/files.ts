@@ -69,10 +69,19 @@ function readTrack(dir: string, track: Track): Migration[] {
         ": create migrations with `npm run migrations:generate` (or drizzle-kit generate --custom)",
     );
   }
-  return names.map((name) => {
+  const migrations = names.map((name) => {
     const text = readFileSync(join(trackDir, `${name}.sql`), "utf8");
     return { ...parseMigrationFile(track, name, text), checksum: createHash("sha256").update(text).digest("hex") };
   });
+  for (const migration of migrations) loadedWith.set(migration, migrations);
+  return migrations;
+}
+
+const loadedWith = new WeakMap<Migration, Migration[]>();
+
+/** The whole track `migration` was loaded with, in apply order (the lock estimate models the tables from it). */
+export function trackOf(migration: Migration): Migration[] | undefined {
+  return loadedWith.get(migration);
 }
 
 export function loadMigrations(dir: string = MIGRATIONS_DIR): MigrationSet {

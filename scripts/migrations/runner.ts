@@ -4,6 +4,7 @@
 import type pg from "pg";
 import { inTransaction, waitForAdvisoryLock } from "../db/connect.ts";
 import { migrationSql, type Migration, type MigrationSet } from "./files.ts";
+import { estimateLocks } from "./lock-estimate.ts";
 import {
   MIGRATION_LOCK_KEY,
   behindHead,
@@ -124,32 +125,17 @@ function ledgerRows(plans: TenantPlan[]) {
   return plans.flatMap((p) => p.pending.map((migration) => ({ schema: p.tenant.schema, migration })));
 }
 
-const LOCKS_HELD_SQL =
-  "SELECT count(*)::int AS n FROM pg_locks WHERE pid = pg_backend_pid() AND locktype NOT IN ('virtualxid', 'transactionid')";
-
 /**
- * Applies the plan to the shared schema and to one tenant inside a transaction that is rolled back,
- * counting the locks it took, to tell whether one transaction for every tenant (or for one batch
- * of `batchSize`) fits the server's lock table
- * (max_locks_per_transaction x (max_connections + max_prepared_transactions)).
+ * Tells whether one transaction for every tenant (or for one batch of `batchSize`) fits the
+ * server's lock table (max_locks_per_transaction x (max_connections + max_prepared_transactions)),
+ * from an estimate of the locks the parsed statements take (nothing is executed).
  */
 export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, batchSize?: number): Promise<void> {
   if (plan.tenants.length === 0) return;
   const sample = plan.tenants.reduce((a, b) => (b.pending.length > a.pending.length ? b : a));
-  let perTenant: number;
-  let forShared: number;
-  await client.query("BEGIN");
-  try {
-    const count = async () => (await client.query<{ n: number }>(LOCKS_HELD_SQL)).rows[0]!.n;
-    const before = await count();
-    await applyShared(client, plan.shared);
-    const afterShared = await count();
-    await applyTenant(client, sample);
-    perTenant = Math.max(1, (await count()) - afterShared);
-    forShared = afterShared - before;
-  } finally {
-    await client.query("ROLLBACK");
-  }
+  const estimate = estimateLocks(plan.shared, sample.pending);
+  const perTenant = Math.max(1, estimate.perTenant);
+  const forShared = estimate.once;
   const { rows } = await client.query<{ capacity: number; per_tx: number; conns: number; prepared: number }>(
     `SELECT current_setting('max_locks_per_transaction')::int AS per_tx,
             current_setting('max_connections')::int AS conns,
