@@ -9,7 +9,9 @@ import type pg from "pg";
 import { databaseState, ledger, publicObjects } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show, tenantsCli } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
+import { readFileSync } from "node:fs";
 import { MigrationFileError } from "../../scripts/migrations/files.ts";
+import { BUILTINS_FILE, readBuiltins } from "../../scripts/migrations/pg-builtins.ts";
 import { addMigration, fixtureMigrations, migrationSet, removeFixtureMigrations } from "../support/migrations.ts";
 
 const SLUGS = ["acme", "globex"];
@@ -203,6 +205,17 @@ describe("objects outside the placeholder schema are refused before anything run
       expect(rows).toContainEqual({ typname: "size", labels: ["s", "m", "l"] });
       const users = await client.query(`SELECT count(*)::int AS n FROM ${quote(schema)}."users"`);
       expect(users.rows[0].n).toBe(1);
+    }
+  });
+});
+
+describe("the built-in names tenant migrations may leave unqualified", () => {
+  it("are exactly the server's pg_catalog types and functions (regenerate with node scripts/migrations/pg-builtins.ts)", async () => {
+    const client = await connectTo(await freshDatabase("parser_builtins"));
+    try {
+      expect(JSON.parse(readFileSync(BUILTINS_FILE, "utf8"))).toEqual(await readBuiltins(client));
+    } finally {
+      await client.end();
     }
   });
 });
