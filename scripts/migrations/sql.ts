@@ -12,9 +12,15 @@
 //   is a comment keeps it.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { loadModule, parseSync, scanSync, type ScanToken } from "libpg-query";
+import { setFlagsFromString } from "node:v8";
+import type { ScanToken } from "libpg-query";
 import { PLACEHOLDER_SCHEMA, SHARED_SCHEMA, TENANT_SCHEMA_PREFIX, quoteIdent } from "../../src/tenancy/naming.ts";
 
+// The parser is 1.7 MB of WebAssembly, of which a CLI run uses a little, briefly. V8 would also
+// compile all of it with its optimizing compiler in the background, which costs a short-lived
+// command about 0.7 s of CPU; its baseline compiler alone is plenty for a few files.
+setFlagsFromString("--liftoff-only");
+const { loadModule, parseSync, scanSync } = await import("libpg-query");
 await loadModule();
 
 export type Track = "shared" | "tenant";
