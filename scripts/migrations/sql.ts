@@ -530,6 +530,9 @@ function refusedStatement(kind: string, s: Node): string | undefined {
   if (kind === "DropStmt" && s.removeType === "OBJECT_SCHEMA") return REFUSED_STATEMENTS.CreateSchemaStmt;
   if (!ALLOWED_STATEMENTS.has(kind)) return `${kind.replace(/Stmt$/, "")} statements are not allowed in tenant migrations`;
   if (kind === "IndexStmt" && s.concurrent) return "CREATE INDEX CONCURRENTLY cannot run inside the runner's transaction";
+  if (kind === "GrantStmt" && s.objtype === "OBJECT_SCHEMA") {
+    return "GRANT ... ON SCHEMA names a schema, not an object in it: the runner cannot bind it (tenant creation sets up each schema's grants)";
+  }
   if (kind === "GrantStmt" && s.targtype !== undefined && s.targtype !== "ACL_TARGET_OBJECT") {
     return "GRANT ... ALL ... IN SCHEMA names a schema, not an object: grant on each object";
   }
