@@ -1,6 +1,13 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** The admin URL's credentials and server, on the Worker's database. */
+function ownerUrl(adminUrl: string, workerUrl: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = new URL(workerUrl).pathname;
+  return url.toString();
+}
+
 export default defineConfig({
   test: {
     globalSetup: ["./test/global-setup.ts"],
@@ -20,6 +27,9 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 DATABASE_URL: inject("workerDatabaseUrl"),
+                // Tests only: the server's superuser on the Worker's database, to change schemas
+                // under the Worker's feet (drop a column, a schema) whatever role the Worker uses.
+                TEST_OWNER_DATABASE_URL: ownerUrl(inject("databaseUrl"), inject("workerDatabaseUrl")),
                 LOCAL_SQL_ENDPOINT: inject("sqlEndpointUrl"),
                 // Short isolate TTLs, so tests can watch entries expire.
                 TENANT_MEMORY_TTL_SECONDS: "2",

@@ -1,7 +1,8 @@
 import { z } from "zod";
 import type { TenantDatabase } from "./db/client.ts";
-import type { TenantRecord } from "./tenancy/resolve.ts";
 import type { TenantTables } from "./db/schema/tenant.ts";
+import { isValidSchemaName, normalizeHost } from "./tenancy/naming.ts";
+import type { ResolvedTenant } from "./tenancy/resolve.ts";
 
 const seconds = (name: string, fallback: number, min = 1) =>
   z.coerce
@@ -26,15 +27,29 @@ export const WorkerConfigSchema = z.object({
   TENANT_NEGATIVE_TTL_SECONDS: seconds("TENANT_NEGATIVE_TTL_SECONDS", 10),
   /** KV entries for known hosts (KV's minimum is 60). */
   TENANT_KV_TTL_SECONDS: seconds("TENANT_KV_TTL_SECONDS", 300, 60),
-  /** KV entries for unknown hosts. */
-  TENANT_KV_NEGATIVE_TTL_SECONDS: seconds("TENANT_KV_NEGATIVE_TTL_SECONDS", 60, 60),
   /**
-   * Benchmarks only: `cache` (default) resolves through memory, KV and the catalog; `catalog` queries
-   * the catalog on every request (the naive approach); `fixed:<schema>` (a tenant schema name) skips resolution entirely.
+   * The one host that answers `GET /health` (e.g. the apex or health.example.com). Unset: no host
+   * does. On every other host `/health` is an ordinary (tenant) path.
+   */
+  HEALTH_HOST: z
+    .string()
+    .transform((value, ctx) => {
+      const host = normalizeHost(value);
+      if (!host) ctx.addIssue({ code: "custom", message: `HEALTH_HOST "${value}" is not a DNS name (e.g. health.example.com)` });
+      return host ?? "";
+    })
+    .optional(),
+  /**
+   * Benchmarks only, and only in local mode (LOCAL_SQL_ENDPOINT set; otherwise ignored with a
+   * warning): `cache` (default) resolves through memory, KV and the catalog; `catalog` queries the
+   * catalog on every request (the naive approach); `fixed:<schema>` skips resolution entirely.
    */
   TENANT_RESOLUTION: z
     .string()
-    .regex(/^(cache|catalog|fixed:[a-z][a-z0-9_]{0,55})$/, "TENANT_RESOLUTION is cache, catalog or fixed:<schema>")
+    .refine(
+      (mode) => mode === "cache" || mode === "catalog" || (mode.startsWith("fixed:") && isValidSchemaName(mode.slice(6))),
+      "TENANT_RESOLUTION is cache, catalog or fixed:<schema> (a tenant schema name such as tenant_abcdefghijkl)",
+    )
     .default("cache"),
 });
 
@@ -47,10 +62,10 @@ export type AppEnv = {
     config: WorkerConfig;
     requestId: string;
     /** The request's tenant, set by the tenancy middleware from the catalog. */
-    tenant: TenantRecord;
-    /** Drizzle over HTTP, bound to this tenant's tables and the shared ones. */
+    tenant: ResolvedTenant;
+    /** Drizzle over HTTP, bound to this tenant's tables only. */
     db: TenantDatabase;
-    /** This tenant's tables (schema `tenant_<slug>`), for the query builder. */
+    /** This tenant's tables (the tenant's schema, from the catalog), for the query builder. */
     tables: TenantTables;
   };
 };

@@ -3,5 +3,6 @@ declare namespace Cloudflare {
   interface Env {
     DATABASE_URL?: string;
     LOCAL_SQL_ENDPOINT?: string;
+    TEST_OWNER_DATABASE_URL?: string;
   }
 }

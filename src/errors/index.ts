@@ -12,9 +12,12 @@ export const ERROR_STATUS = {
   not_found: 404,
   user_not_found: 404,
   email_taken: 409,
+  rate_limited: 429,
   misconfigured: 500,
   internal_error: 500,
+  response_too_large: 500,
   database_unavailable: 503,
+  tenant_schema_outdated: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -32,35 +35,110 @@ export class AppError extends Error {
   }
 }
 
+type ErrorChain = { name?: unknown; code?: unknown; cause?: unknown; message?: unknown; sourceError?: unknown; query?: unknown };
+
+/** The error and its causes (drizzle wraps the driver's error in `cause`), at most 4 deep. */
+function chain(error: unknown): ErrorChain[] {
+  const out: ErrorChain[] = [];
+  for (let e = error as ErrorChain | undefined, depth = 0; e && typeof e === "object" && depth < 4; depth++) {
+    out.push(e);
+    e = e.cause as ErrorChain | undefined;
+  }
+  return out;
+}
+
 /** PostgreSQL's SQLSTATE of a driver error, looking through drizzle's wrapper. */
 export function sqlState(error: unknown): string | undefined {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
-    if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
-    e = e.cause as typeof e;
-  }
+  for (const e of chain(error)) if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
   return undefined;
 }
 
-function messages(error: unknown): string {
-  const parts: string[] = [];
-  for (let e = error as { message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
-    parts.push(String(e.message ?? e));
-    e = e.cause as typeof e;
+/** The driver's own error (`NeonDbError`) in the chain, if any. */
+function driverError(error: unknown): ErrorChain | undefined {
+  return chain(error).find((e) => e.name === "NeonDbError");
+}
+
+/**
+ * The HTTP status the SQL-over-HTTP endpoint answered, for a driver error that carries no SQLSTATE.
+ * The driver reports it only in its fixed message format `Server error (HTTP status NNN): ...`.
+ */
+function endpointStatus(error: unknown): number | undefined {
+  const e = driverError(error);
+  if (!e || typeof e.message !== "string") return undefined;
+  const match = /^Server error \(HTTP status (\d{3})\)/.exec(e.message);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** SQLSTATEs that mean "the database cannot serve us right now", not "this query is wrong". */
+function isUnavailableState(state: string): boolean {
+  return state.startsWith("08") || state === "57P01" || state === "57P02" || state === "57P03" || state === "53300";
+}
+
+/**
+ * SQLSTATEs of a statement naming something that does not exist: the tenant's schema (3F000, or
+ * 42P01 for a table in a dropped schema), or a table, column, type or function a migration adds.
+ */
+const UNDEFINED_OBJECT_STATES = new Set(["3F000", "42P01", "42703", "42704", "42883"]);
+
+export type DatabaseErrorKind = "unavailable" | "response_too_large" | "undefined_object" | "query";
+
+/**
+ * What a database error means for the client, from its SQLSTATE and the driver's structure (never
+ * from message text): undefined when the error did not come from the database at all.
+ */
+export function classifyDatabaseError(error: unknown): DatabaseErrorKind | undefined {
+  const state = sqlState(error);
+  if (state) {
+    if (isUnavailableState(state)) return "unavailable";
+    if (UNDEFINED_OBJECT_STATES.has(state)) return "undefined_object";
+    return "query";
   }
-  return parts.join(" | ");
+  const driver = driverError(error);
+  if (!driver) return undefined;
+  // fetch itself failed: the driver keeps the network error as `sourceError`.
+  if (driver.sourceError !== undefined) return "unavailable";
+  const status = endpointStatus(error);
+  if (status === 507) return "response_too_large";
+  if (status !== undefined && status >= 500) return "unavailable";
+  return "query";
 }
 
 /** Whether an error from the driver means the database could not be reached at all. */
 export function isDatabaseUnreachable(error: unknown): boolean {
-  return /Error connecting to database|Server error \(HTTP status 5\d\d\)|fetch failed|ECONNREFUSED|Network connection lost/i.test(
-    messages(error),
-  );
+  return classifyDatabaseError(error) === "unavailable";
 }
 
-/** Whether a query failed because a tenant's schema (or its tables) no longer exists. */
-export function isMissingSchema(error: unknown, schemaName: string): boolean {
-  const state = sqlState(error);
-  return (state === "3F000" || state === "42P01" || state === "42704") && messages(error).includes(schemaName);
+/** The first words of the statement that failed (drizzle's error carries it), never its parameters. */
+export function statementWords(error: unknown, words = 4): string | undefined {
+  const query = chain(error).find((e) => typeof e.query === "string")?.query as string | undefined;
+  if (!query) return undefined;
+  return query.trim().split(/\s+/).slice(0, words).join(" ").slice(0, 80);
+}
+
+/**
+ * One log line for a failure, as JSON: what happened, the request id and, for a database error, its
+ * SQLSTATE and the statement's first words. Never the parameters, the driver's message (PostgreSQL
+ * quotes values in it: "Failing row contains (...)") or the error's detail.
+ */
+export function logFailure(c: Context<AppEnv>, event: string, error: unknown, extra: Record<string, unknown> = {}): void {
+  const line: Record<string, unknown> = { event, requestId: c.get("requestId") ?? "", ...extra };
+  const tenant = c.get("tenant");
+  if (tenant && line.tenant === undefined) line.tenant = tenant.slug;
+  const kind = classifyDatabaseError(error);
+  const fromQuery = chain(error).some((e) => typeof e.query === "string");
+  if (kind || fromQuery) {
+    line.sqlstate = sqlState(error) ?? null;
+    const status = endpointStatus(error);
+    if (status !== undefined) line.httpStatus = status;
+    line.statement = statementWords(error) ?? null;
+  } else if (error instanceof Error) {
+    line.error = error.name;
+    line.message = error.message;
+    line.stack = error.stack;
+  } else if (error !== undefined) {
+    line.error = typeof error;
+  }
+  console.error(JSON.stringify(line));
 }
 
 function escapeHtml(text: string): string {
@@ -102,12 +180,38 @@ export function onError(error: Error, c: Context<AppEnv>): Response {
       }),
     );
   }
-  // The tenant was removed while caches still held it (the middleware evicts it): as if unknown.
-  const tenant = c.get("tenant");
-  if (tenant && isMissingSchema(error, tenant.schema)) {
-    return errorResponse(c, new AppError("tenant_not_found", "No tenant answers at this host."));
+  const kind = classifyDatabaseError(error);
+  if (kind === "unavailable") {
+    logFailure(c, "database_unavailable", error);
+    return errorResponse(c, databaseUnavailable());
   }
-  if (isDatabaseUnreachable(error)) return errorResponse(c, databaseUnavailable());
-  console.error(`[${c.get("requestId")}]`, error);
+  if (kind === "response_too_large") {
+    logFailure(c, "response_too_large", error);
+    return errorResponse(
+      c,
+      new AppError("response_too_large", "The answer is larger than the database may send in one response; ask for less (e.g. a smaller limit)."),
+    );
+  }
+  logFailure(c, "internal_error", error);
   return errorResponse(c, new AppError("internal_error", "Something went wrong on our side."));
+}
+
+/**
+ * The outermost guard: anything that escapes Hono (or happens before it) still gets the one JSON
+ * shape, never the runtime's bare 500.
+ */
+export function lastResortResponse(error: unknown, request: Request): Response {
+  const requestId = request.headers.get("X-Request-Id") ?? crypto.randomUUID();
+  console.error(
+    JSON.stringify({
+      event: "unhandled_error",
+      requestId,
+      error: error instanceof Error ? error.name : typeof error,
+      message: error instanceof Error ? error.message : undefined,
+    }),
+  );
+  return new Response(
+    JSON.stringify({ error: { code: "internal_error", message: "Something went wrong on our side.", requestId } }),
+    { status: 500, headers: { "Content-Type": "application/json", "X-Request-Id": requestId } },
+  );
 }

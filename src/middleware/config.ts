@@ -5,6 +5,23 @@ import { AppError } from "../errors/index.ts";
 
 const parsed = new WeakMap<object, WorkerConfig>();
 
+/** Parses the configuration; benchmark-only settings are dropped (with a warning) outside local mode. */
+function parseConfig(env: object): WorkerConfig {
+  const result = WorkerConfigSchema.safeParse(env);
+  if (!result.success) {
+    throw new AppError("misconfigured", result.error.issues.map((issue) => issue.message).join("; "));
+  }
+  const config = result.data;
+  if (config.TENANT_RESOLUTION !== "cache" && !config.LOCAL_SQL_ENDPOINT) {
+    console.warn(
+      `TENANT_RESOLUTION=${config.TENANT_RESOLUTION} is ignored: it is for local benchmarks only ` +
+        "(LOCAL_SQL_ENDPOINT set); tenants are resolved through the caches and the catalog. Remove it.",
+    );
+    return { ...config, TENANT_RESOLUTION: "cache" };
+  }
+  return config;
+}
+
 /**
  * Parses the Worker's configuration once per environment object, puts it on `c.var.config` and
  * points the database driver where it says.
@@ -13,11 +30,7 @@ export function workerConfig() {
   return createMiddleware<AppEnv>(async function workerConfigMiddleware(c, next) {
     let config = parsed.get(c.env);
     if (!config) {
-      const result = WorkerConfigSchema.safeParse(c.env);
-      if (!result.success) {
-        throw new AppError("misconfigured", result.error.issues.map((issue) => issue.message).join("; "));
-      }
-      config = result.data;
+      config = parseConfig(c.env);
       parsed.set(c.env, config);
     }
     configureDriver(config);

@@ -1,10 +1,16 @@
 import type { Context } from "hono";
+import { sql } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
-import { catalogDatabase, tenantDatabase } from "../db/client.ts";
+import { bindTenant, catalogDatabase } from "../db/client.ts";
 import type { AppEnv, WorkerConfig } from "../env.ts";
-import { AppError, isMissingSchema } from "../errors/index.ts";
-import { isValidSchemaName, normalizeHost } from "../tenancy/naming.ts";
-import { evictHost, lookupHostInCatalog, resolveTenant, type TenantRecord } from "../tenancy/resolve.ts";
+import { AppError, classifyDatabaseError, databaseUnavailable, errorResponse, logFailure, onError } from "../errors/index.ts";
+import { normalizeHost } from "../tenancy/naming.ts";
+import { evictHost, fixedTenant, resolveFromCatalog, resolveTenant, type Resolution } from "../tenancy/resolve.ts";
+
+/** Seconds a client over its new-host lookup limit is told to wait (the limiter's period). */
+export const RATE_LIMIT_RETRY_AFTER_SECONDS = 10;
+/** Seconds a client is told to wait while the tenant's schema is behind the deployed code. */
+export const SCHEMA_OUTDATED_RETRY_AFTER_SECONDS = 30;
 
 /**
  * The request's host: from the URL (in workerd a Request built from a URL carries no Host header),
@@ -18,32 +24,9 @@ function requestHost(request: Request): string | undefined {
   }
 }
 
-async function findTenant(
-  host: string,
-  config: WorkerConfig,
-  kv: KVNamespace | undefined,
-  waitUntil: (p: Promise<unknown>) => void,
-): Promise<TenantRecord | null> {
-  const mode = config.TENANT_RESOLUTION;
-  if (mode.startsWith("fixed:")) {
-    // Benchmarks only: `fixed:<schema name>`, as the catalog records it.
-    const schema = mode.slice("fixed:".length);
-    if (!isValidSchemaName(schema)) throw new AppError("misconfigured", `TENANT_RESOLUTION fixed:${schema} is not a tenant schema name.`);
-    return { id: 0, slug: schema, name: schema, schema, status: "active" };
-  }
-  const db = catalogDatabase(config);
-  if (mode === "catalog") return lookupHostInCatalog(db, host);
-  return resolveTenant(host, {
-    kv,
-    db,
-    waitUntil,
-    ttls: {
-      memorySeconds: config.TENANT_MEMORY_TTL_SECONDS,
-      negativeMemorySeconds: config.TENANT_NEGATIVE_TTL_SECONDS,
-      kvSeconds: config.TENANT_KV_TTL_SECONDS,
-      negativeKvSeconds: config.TENANT_KV_NEGATIVE_TTL_SECONDS,
-    },
-  });
+/** Who is asking, for the per-client limit: Cloudflare sets CF-Connecting-IP on every request. */
+function clientKey(request: Request): string {
+  return request.headers.get("CF-Connecting-IP") ?? "no-client-ip";
 }
 
 function waitUntilOf(c: Context<AppEnv>): (p: Promise<unknown>) => void {
@@ -51,35 +34,109 @@ function waitUntilOf(c: Context<AppEnv>): (p: Promise<unknown>) => void {
     const ctx = c.executionCtx;
     return (p) => ctx.waitUntil(p);
   } catch {
-    return (p) => void p;
+    return (p) => void p.catch(() => {});
   }
+}
+
+async function resolve(c: Context<AppEnv>, host: string, config: WorkerConfig): Promise<Resolution> {
+  const mode = config.TENANT_RESOLUTION;
+  if (mode.startsWith("fixed:")) return { kind: "tenant", tenant: fixedTenant(mode.slice("fixed:".length)) };
+  const db = catalogDatabase(config);
+  if (mode === "catalog") return resolveFromCatalog(host, db);
+  const limiter = c.env.NEW_HOST_LIMITER;
+  const client = clientKey(c.req.raw);
+  return resolveTenant(host, {
+    kv: c.env.TENANT_CACHE,
+    db,
+    waitUntil: waitUntilOf(c),
+    ttls: {
+      memorySeconds: config.TENANT_MEMORY_TTL_SECONDS,
+      negativeMemorySeconds: config.TENANT_NEGATIVE_TTL_SECONDS,
+      kvSeconds: config.TENANT_KV_TTL_SECONDS,
+    },
+    async allowCatalogLookup() {
+      if (!limiter) return true;
+      try {
+        return (await limiter.limit({ key: client })).success;
+      } catch (error) {
+        // The limiter protects the database; if it fails, serving tenants matters more.
+        console.warn(JSON.stringify({ event: "rate_limiter_failed", error: String(error) }));
+        return true;
+      }
+    },
+  });
 }
 
 /**
  * Resolves the request's Host to its tenant and puts the tenant and a Drizzle client bound to its
- * schema on the context. Handlers after it need no tenancy code, and have no other way to tenant data.
+ * tables on the context. Handlers after it need no tenancy code, and have no other way to tenant data.
  */
 export function tenancy() {
   return createMiddleware<AppEnv>(async function tenantMiddleware(c, next) {
-    const raw = requestHost(c.req.raw);
-    const host = normalizeHost(raw);
+    const host = normalizeHost(requestHost(c.req.raw));
     if (!host) {
       throw new AppError("invalid_host", "The request's host is not a valid DNS name.");
     }
-    const kv = c.env.TENANT_CACHE;
-    const waitUntil = waitUntilOf(c);
-    const tenant = await findTenant(host, c.var.config, kv, waitUntil);
-    if (!tenant) throw new AppError("tenant_not_found", `No tenant answers at ${host}.`);
+    const resolution = await resolve(c, host, c.var.config);
+    if (resolution.kind === "rate_limited") {
+      throw new AppError(
+        "rate_limited",
+        `Too many requests for hosts this service does not know yet; try again in ${RATE_LIMIT_RETRY_AFTER_SECONDS} seconds.`,
+        { headers: { "Retry-After": String(RATE_LIMIT_RETRY_AFTER_SECONDS) } },
+      );
+    }
+    if (resolution.kind === "unknown") throw new AppError("tenant_not_found", `No tenant answers at ${host}.`);
+    const { tenant } = resolution;
     if (tenant.status === "suspended") {
       throw new AppError("tenant_suspended", `The tenant at ${host} is suspended.`);
     }
-    const { db, tables } = tenantDatabase(c.var.config, tenant.schema);
+    const { db, tables } = bindTenant(c.var.config, tenant);
     c.set("tenant", tenant);
     c.set("db", db);
     c.set("tables", tables);
     await next();
-    // The tenant was removed while caches still held it: onError answers as for an unknown host;
-    // forget the host here so the next request asks the catalog.
-    if (c.error && isMissingSchema(c.error, tenant.schema)) waitUntil(evictHost(host, kv));
   });
+}
+
+async function schemaExists(config: WorkerConfig, schema: string): Promise<boolean> {
+  const result = await catalogDatabase(config).execute<{ present: boolean }>(
+    sql`SELECT to_regnamespace(${schema}) IS NOT NULL AS present`,
+  );
+  return result.rows[0]?.present === true;
+}
+
+/**
+ * The app's error handler. A query of a tenant route that names something missing is either a
+ * tenant whose schema is gone (removed while caches still held it: answered as unknown, and the
+ * host is evicted from memory and KV) or code deployed before its migration reached this tenant
+ * (503 tenant_schema_outdated, nothing evicted). Which one, the database says: does the schema exist?
+ */
+export async function answerError(error: Error, c: Context<AppEnv>): Promise<Response> {
+  const tenant = c.get("tenant");
+  if (!tenant || error instanceof AppError || classifyDatabaseError(error) !== "undefined_object") return onError(error, c);
+  let present: boolean;
+  try {
+    present = await schemaExists(c.var.config, tenant.schema);
+  } catch (checkError) {
+    if (classifyDatabaseError(checkError) === "unavailable") {
+      logFailure(c, "database_unavailable", checkError);
+      return errorResponse(c, databaseUnavailable());
+    }
+    return onError(checkError as Error, c);
+  }
+  if (!present) {
+    const host = normalizeHost(requestHost(c.req.raw));
+    if (host) waitUntilOf(c)(evictHost(host, c.env.TENANT_CACHE));
+    console.warn(JSON.stringify({ event: "tenant_schema_gone", requestId: c.get("requestId"), tenant: tenant.slug, schema: tenant.schema, host }));
+    return errorResponse(c, new AppError("tenant_not_found", "No tenant answers at this host."));
+  }
+  logFailure(c, "tenant_schema_outdated", error, { tenant: tenant.slug, schema: tenant.schema });
+  return errorResponse(
+    c,
+    new AppError(
+      "tenant_schema_outdated",
+      "This tenant's database has not been migrated to what this version of the service needs yet; try again shortly.",
+      { headers: { "Retry-After": String(SCHEMA_OUTDATED_RETRY_AFTER_SECONDS) } },
+    ),
+  );
 }

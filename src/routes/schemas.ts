@@ -66,16 +66,36 @@ export const UserIdParamSchema = z.object({
 });
 
 export const errorResponses = {
-  400: { description: "Invalid input or host", content: { "application/json": { schema: ErrorSchema } } },
-  403: { description: "Unknown or suspended tenant", content: { "application/json": { schema: ErrorSchema } } },
-  503: { description: "Database unavailable", content: { "application/json": { schema: ErrorSchema } } },
+  400: { description: "Invalid input (`validation_error`) or host (`invalid_host`)", content: { "application/json": { schema: ErrorSchema } } },
+  403: { description: "Unknown (`tenant_not_found`) or suspended (`tenant_suspended`) tenant", content: { "application/json": { schema: ErrorSchema } } },
+  429: {
+    description: "Too many lookups of hosts not known yet from this client (`rate_limited`); `Retry-After` says when to retry",
+    content: { "application/json": { schema: ErrorSchema } },
+  },
+  500: {
+    description: "A bug (`internal_error`), missing configuration (`misconfigured`), or an answer over the database's response limit (`response_too_large`)",
+    content: { "application/json": { schema: ErrorSchema } },
+  },
+  503: {
+    description:
+      "Database unreachable (`database_unavailable`), or the tenant's schema not yet migrated for this code (`tenant_schema_outdated`); `Retry-After` says when to retry",
+    content: { "application/json": { schema: ErrorSchema } },
+  },
 } as const;
 
 type ItemRow = { id: number; title: string; description: string | null; status: "draft" | "published" | "archived"; ownerId: number; createdAt: Date };
 type UserRow = { id: number; email: string; fullName: string | null; isActive: boolean; createdAt: Date; items?: ItemRow[] };
 
+/** The documented fields only: a column added to the table later never leaks into responses. */
 export function itemJson(item: ItemRow): z.infer<typeof ItemSchema> {
-  return { ...item, createdAt: item.createdAt.toISOString() };
+  return {
+    id: item.id,
+    title: item.title,
+    description: item.description,
+    status: item.status,
+    ownerId: item.ownerId,
+    createdAt: item.createdAt.toISOString(),
+  };
 }
 
 export function userJson(user: UserRow): z.infer<typeof UserSchema> {

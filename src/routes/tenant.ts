@@ -13,7 +13,11 @@ const currentTenant = createRoute({
   },
 });
 
-export const tenantRoutes = apiRouter().openapi(currentTenant, (c) => {
+export const tenantRoutes = apiRouter().openapi(currentTenant, async (c) => {
+  // Touch the tenant's schema, so a tenant removed while caches still held it answers 403 here as
+  // on every other route (and is evicted), instead of 200 until the memory TTL expires.
+  const { users } = c.var.tables;
+  await c.var.db.select({ id: users.id }).from(users).limit(0);
   const { slug, name, status } = c.var.tenant;
   return c.json({ slug, name, status }, 200);
 });

@@ -3,7 +3,7 @@
 // database, so the only binding given is a well-formed DATABASE_URL (the config middleware needs it).
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { beforeAll, describe, expect, it } from "vitest";
-import app from "../../src/index.ts";
+import { app } from "../../src/index.ts";
 
 const bindings = { DATABASE_URL: "postgresql://u:p@localhost/db" };
 

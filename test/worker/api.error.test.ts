@@ -2,7 +2,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import app from "../../src/index.ts";
+import { app } from "../../src/index.ts";
 
 type ErrorBody = { error: { code: string; message: string; requestId: string; details?: { field: string; message: string }[] } };
 

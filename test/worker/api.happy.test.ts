@@ -3,7 +3,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import app from "../../src/index.ts";
+import { app } from "../../src/index.ts";
 
 type Item = { id: number; title: string; description: string | null; status: string; ownerId: number; createdAt: string };
 type User = { id: number; email: string; fullName: string | null; isActive: boolean; createdAt: string; items: Item[] };

@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import app from "../../src/index.ts";
+import { app } from "../../src/index.ts";
 
 async function call(path: string, bindings: object, headers: Record<string, string> = {}) {
   const ctx = createExecutionContext();
