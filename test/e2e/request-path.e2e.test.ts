@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../../scripts/local/postgres.ts";
+import { startSqlEndpoint, type SqlEndpoint } from "../../scripts/sql-endpoint/server.ts";
 import { normalizeHost } from "../../src/tenancy/naming.ts";
 import { fixtureOwner, fuzzHosts } from "../fixtures/fuzz-hosts.ts";
 
@@ -18,6 +19,7 @@ let port: number;
 let scratch: string;
 let output = "";
 let owner: pg.Client;
+let endpoint: SqlEndpoint | undefined;
 let clients = 0;
 const clientIp = () => `198.19.${(++clients >> 8) & 255}.${clients & 255}`;
 
@@ -93,12 +95,15 @@ beforeAll(async () => {
   adminUrl.pathname = new URL(inject("workerDatabaseUrl")).pathname;
   owner = new pg.Client({ connectionString: adminUrl.toString() });
   await owner.connect();
+  // An endpoint of its own with 20 ms per database request, as from an edge location to a Neon
+  // region: concurrent first requests then really overlap inside the isolate.
+  endpoint = await startSqlEndpoint({ upstream: { host: adminUrl.hostname, port: Number(adminUrl.port) }, delayMs: 20 });
   wrangler = spawn(
     resolve("node_modules/.bin/wrangler"),
     [
       "dev", "--port", String(port), "--inspector-port", String(await freePort()), "--persist-to", join(scratch, "state"),
       "--show-interactive-dev-session=false", "--log-level", "error",
-      "--var", `DATABASE_URL:${inject("workerDatabaseUrl")}`, "--var", `LOCAL_SQL_ENDPOINT:${inject("sqlEndpointUrl")}`,
+      "--var", `DATABASE_URL:${inject("workerDatabaseUrl")}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`,
     ],
     { stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
@@ -121,6 +126,7 @@ afterAll(async () => {
     } catch {}
   }
   await owner?.end();
+  await endpoint?.close();
   await rm(scratch, { recursive: true, force: true });
 });
 
