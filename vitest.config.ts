@@ -30,6 +30,7 @@ export default defineConfig({
                 // Tests only: the server's superuser on the Worker's database, to change schemas
                 // under the Worker's feet (drop a column, a schema) whatever role the Worker uses.
                 TEST_OWNER_DATABASE_URL: ownerUrl(inject("databaseUrl"), inject("workerDatabaseUrl")),
+                TEST_STATEMENT_LOG_URL: inject("statementLogUrl"),
                 LOCAL_SQL_ENDPOINT: inject("sqlEndpointUrl"),
                 // Short isolate TTLs, so tests can watch entries expire.
                 TENANT_MEMORY_TTL_SECONDS: "2",

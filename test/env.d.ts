@@ -4,5 +4,6 @@ declare namespace Cloudflare {
     DATABASE_URL?: string;
     LOCAL_SQL_ENDPOINT?: string;
     TEST_OWNER_DATABASE_URL?: string;
+    TEST_STATEMENT_LOG_URL?: string;
   }
 }

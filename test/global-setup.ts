@@ -11,12 +11,14 @@ import { loadMigrations } from "../scripts/migrations/files.ts";
 import { startSqlEndpoint } from "../scripts/sql-endpoint/server.ts";
 import { createTenant, initDatabase, setTenantStatus } from "../scripts/tenants/operations.ts";
 import { WORKER_TENANTS } from "./fixtures/tenants.ts";
+import { startStatementLog } from "./support/statement-log.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     databaseUrl: string;
     sqlEndpointUrl: string;
     workerDatabaseUrl: string;
+    statementLogUrl: string;
   }
 }
 
@@ -49,12 +51,19 @@ export default async function setup(project: TestProject) {
   const database = process.env.TEST_DATABASE_URL
     ? externalDatabase(process.env.TEST_DATABASE_URL)
     : await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true, database: "edge_tenants_test" });
-  const endpoint = await startSqlEndpoint({ upstream: { host: database.host, port: database.port } });
+  // The statement recorder is on only here, for the Worker tests that check what SQL a request sent.
+  const statementLog = await startStatementLog();
+  const endpoint = await startSqlEndpoint({
+    upstream: { host: database.host, port: database.port },
+    recordStatements: (queries, tag) => statementLog.record(queries, tag),
+  });
+  project.provide("statementLogUrl", statementLog.url);
   project.provide("databaseUrl", database.url);
   project.provide("sqlEndpointUrl", endpoint.url);
   project.provide("workerDatabaseUrl", await prepareWorkerDatabase(database.url));
   return async () => {
     await endpoint.close();
+    await statementLog.close();
     await database.stop();
     await rm(scratch, { recursive: true, force: true });
   };

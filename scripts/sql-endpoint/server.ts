@@ -34,6 +34,11 @@ export interface SqlEndpointOptions {
   idleTimeoutMs?: number;
   /** Called for every request that reached the database, after it answered (tests count them). */
   onQuery?: (queries: QueryItem[]) => void;
+  /**
+   * Tests only (off unless given): called with every request's statements as received, before they
+   * run, and the `tag` query parameter of its connection string, so a test can attribute them.
+   */
+  recordStatements?: (queries: QueryItem[], tag: string | undefined) => void;
 }
 
 export interface SqlEndpoint {
@@ -132,6 +137,14 @@ function refuseWebPages(req: IncomingMessage, allowedHosts: ReadonlySet<string>)
   }
 }
 
+function connectionTag(value: string | string[] | undefined): string | undefined {
+  try {
+    return new URL(String(value)).searchParams.get("tag") ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function responseTooLarge(): EndpointError {
   return new EndpointError(507, `response is too large (max is ${MAX_RESPONSE_BYTES} bytes)`);
 }
@@ -158,6 +171,7 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
     if (delayMs > 0) await sleep(delayMs);
     const credentials = parseConnectionString(req.headers["neon-connection-string"] as string | undefined);
     const request = parseBody(body);
+    if (options.recordStatements) options.recordStatements(request.queries, connectionTag(req.headers["neon-connection-string"]));
     const batchOptions = request.batch ? parseBatchOptions(req.headers) : undefined;
     const rawText = headerFlag(req.headers["neon-raw-text-output"]);
     const arrayMode = headerFlag(req.headers["neon-array-mode"]);
