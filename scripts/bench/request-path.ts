@@ -4,8 +4,12 @@
 //   (c) the naive approach: a catalog query on every request.
 // Run twice: the endpoint's round trip as it is locally, then with 20 ms added to every database
 // request. Also counts catalog queries per 1,000 warm requests of (a), at the SQL endpoint.
-//   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5]
-import { spawn, type ChildProcess } from "node:child_process";
+// Then the flood: --flood (10,000) requests for distinct random unknown hosts from one client,
+// interleaved with (a)'s known-tenant traffic; prints the share of them that reached the catalog,
+// the KV entries written for them, and the known tenants' throughput against the same run
+// without the flood.
+//   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5] [--flood 10000]
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
@@ -25,6 +29,9 @@ const rounds = flag("rounds", 2);
 // the comparison measures CPU contention instead of round trips.
 const concurrency = flag("concurrency", 4);
 const tenantCount = flag("tenants", 5);
+const floodCount = flag("flood", 10_000);
+const FLOOD_CLIENT = "203.0.113.7";
+const FLOOD_PREFIX = "flood-";
 const slugs = Array.from({ length: tenantCount }, (_, i) => `bench${i + 1}`);
 
 interface Variant {
@@ -38,22 +45,28 @@ interface Variant {
 const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-bench-path-"));
 const database = await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true });
 let catalogQueries = 0;
+let floodCatalogQueries = 0;
 const endpoint = await startSqlEndpoint({
   upstream: { host: database.host, port: database.port },
   onQuery: (queries) => {
-    for (const q of queries) if (q.query.includes('"tenant_hosts"')) catalogQueries++;
+    for (const q of queries) {
+      if (!q.query.includes('"tenant_hosts"')) continue;
+      catalogQueries++;
+      if (String(q.params[0] ?? "").startsWith(FLOOD_PREFIX)) floodCatalogQueries++;
+    }
   },
 });
 const variants: Variant[] = [
   { name: "(a) tenancy, warm caches", resolution: "cache", port: await freePort(), persist: join(scratch, "kv-a") },
-  { name: "(b) fixed schema", resolution: "fixed:", // + the first tenant's schema, once created
-    port: await freePort(), persist: join(scratch, "kv-b") },
+  { name: "(b) fixed schema", resolution: "fixed:", port: await freePort(), persist: join(scratch, "kv-b") },
   { name: "(c) catalog every request", resolution: "catalog", port: await freePort(), persist: join(scratch, "kv-c") },
 ];
 
 const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
 
-const get = (port: number, host: string, path: string) => getByHost(port, host, path, { agent });
+// Known-tenant traffic comes from clients other than the flooding one.
+const get = (port: number, host: string, path: string, client = "198.51.100.1") =>
+  getByHost(port, host, path, { agent, headers: { "CF-Connecting-IP": client } });
 
 async function load(variant: Variant, durationMs: number) {
   const latencies: number[] = [];
@@ -86,12 +99,12 @@ try {
   const migrations = loadMigrations();
   await initDatabase(client, migrations);
   for (const slug of slugs) {
-    const { schema } = await createTenant(client, migrations, { slug, name: slug, hosts: [`${slug}.localhost`] });
-    if (variants[1]!.resolution === "fixed:") variants[1]!.resolution = `fixed:${schema}`;
+    const tenant = await createTenant(client, migrations, { slug, name: slug, hosts: [`${slug}.localhost`] });
     await client.query(
-      `INSERT INTO "${schema}".users (email, hashed_password) VALUES ('owner@${slug}.test', 'x');
-       INSERT INTO "${schema}".items (title, owner_id) SELECT 'item ' || g, 1 FROM generate_series(1, 3) g;`,
+      `INSERT INTO "${tenant.schema}".users (email, hashed_password) VALUES ('owner@${slug}.test', 'x');
+       INSERT INTO "${tenant.schema}".items (title, owner_id) SELECT 'item ' || g, 1 FROM generate_series(1, 3) g;`,
     );
+    if (slug === slugs[0]) variants[1]!.resolution = `fixed:${tenant.schema}`;
   }
   await client.end();
 
@@ -156,6 +169,54 @@ try {
     console.log(`a/c throughput ${(a!.rps / c!.rps).toFixed(3)} (target >= ${delay ? "1.8" : "1.2"})`);
     console.log(`catalog queries per 1,000 warm requests of (a): ${perThousand.toFixed(2)} (target 0)`);
   }
+
+  // The flood, against (a) with the endpoint as it is locally (the worst case: no round trip
+  // hides the flood's CPU cost): known-tenant throughput without, then with the flood.
+  endpoint.setDelayMs(0);
+  const a = variants[0]!;
+  const floodConcurrency = 2;
+  let floodDone = 0;
+  const floodStatuses = new Map<number, number>();
+  async function floodWorker() {
+    while (floodDone < floodCount) {
+      floodDone++;
+      const host = `${FLOOD_PREFIX}${Math.random().toString(36).slice(2, 12)}.localhost`;
+      const res = await get(a.port, host, "/users/1", FLOOD_CLIENT);
+      floodStatuses.set(res.status, (floodStatuses.get(res.status) ?? 0) + 1);
+    }
+  }
+  const floodStart = performance.now();
+  const catalogBeforeFlood = floodCatalogQueries;
+  const flood = Promise.all(Array.from({ length: floodConcurrency }, floodWorker));
+  // Known traffic alongside, in slices, until the flood is over; then as long again without it.
+  const withFlood: Array<Awaited<ReturnType<typeof load>>> = [];
+  let floodOver = false;
+  void flood.then(() => (floodOver = true));
+  while (!floodOver) withFlood.push(await load(a, 1000));
+  await flood;
+  const floodMs = performance.now() - floodStart;
+  const withoutFlood: Array<Awaited<ReturnType<typeof load>>> = [];
+  for (let spent = 0; spent < floodMs; spent += 1000) withoutFlood.push(await load(a, 1000));
+  const floodLookups = floodCatalogQueries - catalogBeforeFlood;
+  const listed = spawnSync(
+    resolve("node_modules/.bin/wrangler"),
+    ["kv", "key", "list", "--binding", "TENANT_CACHE", "--local", "--persist-to", a.persist, "--prefix", `tenant-host:v1:${FLOOD_PREFIX}`],
+    { encoding: "utf8" },
+  );
+  const kvEntries = listed.status === 0 ? (JSON.parse(listed.stdout) as unknown[]).length : NaN;
+  const known = summarize(withoutFlood);
+  const flooded = summarize(withFlood);
+  console.log(
+    `\nflood: ${floodCount} requests for distinct random unknown hosts from one client (${floodConcurrency} connections, ` +
+      `${(floodMs / 1000).toFixed(1)} s), interleaved with (a)'s known-tenant traffic; endpoint delay 0 ms`,
+  );
+  console.log(`  flood answers: ${[...floodStatuses].sort().map(([st, n]) => `${n} x ${st}`).join(", ")}`);
+  console.log(`  reached the catalog: ${floodLookups} of ${floodCount} (${((floodLookups / floodCount) * 100).toFixed(2)}%, target <= 1%)`);
+  console.log(`  KV entries written for them: ${kvEntries} (target 0)`);
+  console.log(
+    `  known tenants: ${flooded.rps.toFixed(0)} req/s with the flood, ${known.rps.toFixed(0)} req/s without; ` +
+      `ratio ${(flooded.rps / known.rps).toFixed(3)} (target >= 0.9); failures ${flooded.failures + known.failures}`,
+  );
 } finally {
   for (const v of variants) {
     if (v.process?.pid) {
