@@ -201,15 +201,12 @@ export function onError(error: Error, c: Context<AppEnv>): Response {
  * shape, never the runtime's bare 500.
  */
 export function lastResortResponse(error: unknown, request: Request): Response {
-  const requestId = request.headers.get("X-Request-Id") ?? crypto.randomUUID();
-  console.error(
-    JSON.stringify({
-      event: "unhandled_error",
-      requestId,
-      error: error instanceof Error ? error.name : typeof error,
-      message: error instanceof Error ? error.message : undefined,
-    }),
-  );
+  const requestId = crypto.randomUUID();
+  try {
+    console.error(JSON.stringify({ event: "unhandled_error", requestId, error: error instanceof Error ? error.name : typeof error }));
+  } catch {
+    // Logging failed too: the answer below still goes out.
+  }
   return new Response(
     JSON.stringify({ error: { code: "internal_error", message: "Something went wrong on our side.", requestId } }),
     { status: 500, headers: { "Content-Type": "application/json", "X-Request-Id": requestId } },

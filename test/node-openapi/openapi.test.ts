@@ -3,6 +3,7 @@
 // database, so the only binding given is a well-formed DATABASE_URL (the config middleware needs it).
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ERROR_STATUS } from "../../src/errors/index.ts";
 import { app } from "../../src/index.ts";
 
 const bindings = { DATABASE_URL: "postgresql://u:p@localhost/db" };
@@ -49,6 +50,21 @@ describe("GET /openapi.json", () => {
       "/items": ["get"],
       "/tenant": ["get"],
     });
+  });
+
+  it("documents, on every tenant route, each error status and code the request path can answer", () => {
+    // Route-specific codes (404 user_not_found, 409 email_taken) are documented where they occur.
+    const routeSpecific = new Set(["not_found", "user_not_found", "email_taken"]);
+    const everywhere = Object.entries(ERROR_STATUS).filter(([code]) => !routeSpecific.has(code));
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const [code, status] of everywhere) {
+          const response = op.responses[String(status)] as { description?: string } | undefined;
+          expect(response, `${method} ${path}: ${status}`).toBeDefined();
+          expect(response!.description, `${method} ${path}: ${code}`).toContain(code);
+        }
+      }
+    }
   });
 
   it("documents the userId path parameter and the paging query parameters", () => {
