@@ -1,0 +1,201 @@
+// `npm run dev` as a careful user expects it: it reads `.env` for itself but hands the Worker only
+// its own bindings, never prints a password, seeds demo tenants only into the local embedded
+// database, refuses to start a second time on the same data folder or on taken ports (saying
+// which), and when one of its parts dies it says which and stops the others.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { copyFile, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getByHost } from "../../scripts/local/http.ts";
+import { CREDENTIALS_FILE } from "../../scripts/local/defaults.ts";
+import { freePort } from "../../scripts/local/postgres.ts";
+import { loadMigrations } from "../../scripts/migrations/files.ts";
+import { initDatabase } from "../../scripts/tenants/operations.ts";
+import { connectTo, dropTestDatabases, freshDatabase } from "../support/database.ts";
+
+const REPO = resolve(import.meta.dirname, "../..");
+const children = new Set<ChildProcess>();
+const scratchDirs: string[] = [];
+
+/** A folder that looks like a fresh clone (the project's files linked in), with its own `.env`. */
+async function clone(dotenv?: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "edge-tenants-clone-"));
+  scratchDirs.push(dir);
+  for (const name of ["node_modules", "scripts", "src", "migrations", "tsconfig.json"]) {
+    await symlink(join(REPO, name), join(dir, name));
+  }
+  for (const name of ["package.json", "wrangler.toml"]) await copyFile(join(REPO, name), join(dir, name));
+  if (dotenv !== undefined) await writeFile(join(dir, ".env"), dotenv);
+  return dir;
+}
+
+interface Run {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  output(): string;
+}
+
+function startDev(cwd: string, env: Record<string, string> = {}): Run {
+  const child = spawn(join(REPO, "node_modules/.bin/tsx"), ["scripts/dev.ts"], {
+    cwd,
+    // The clone's `.env` provides the rest; an empty DATABASE_URL counts as unset.
+    env: { ...process.env, DATABASE_URL: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  return { child, exited, output: () => output };
+}
+
+async function waitFor(run: Run, ready: () => Promise<boolean>, what: string, timeoutMs = 150_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (run.child.exitCode !== null) throw new Error(`npm run dev exited before ${what}:\n${run.output()}`);
+    if (await ready().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`npm run dev did not reach "${what}" in time:\n${run.output()}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function refusesConnections(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      done(false);
+    });
+    socket.once("error", () => done(true));
+  });
+}
+
+function processesMentioning(text: string): string[] {
+  const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
+  return out.split("\n").filter((line) => line.includes(text) && !line.includes("ps -eo"));
+}
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
+  await dropTestDatabases();
+});
+
+describe("npm run dev on the local embedded database, from a clone with a .env", () => {
+  let dir: string;
+  let dev: Run;
+  const ports = { pg: 0, sql: 0, worker: 0 };
+
+  beforeAll(async () => {
+    ports.pg = await freePort();
+    ports.sql = await freePort();
+    ports.worker = await freePort();
+    dir = await clone(
+      [
+        `LOCAL_PG_PORT=${ports.pg}`,
+        `LOCAL_SQL_PORT=${ports.sql}`,
+        `WORKER_PORT=${ports.worker}`,
+        "LOCAL_DATA_DIR=.local/postgres",
+        "NODE_ONLY_CANARY=only-for-node-tools",
+        "",
+      ].join("\n"),
+    );
+    dev = startDev(dir);
+    await waitFor(dev, async () => (await getByHost(ports.worker, "acme.localhost", "/tenant")).status === 200, "serving acme");
+  }, 180_000);
+
+  it("reads .env for itself, hands the Worker only its own bindings, hidden, and prints no password", () => {
+    const { password } = JSON.parse(readFileSync(join(dir, ".local/postgres", CREDENTIALS_FILE), "utf8"));
+    const output = dev.output();
+    expect(output).toContain(`DATABASE_URL=postgresql://postgres:****@127.0.0.1:${ports.pg}/edge_tenants   (embedded PostgreSQL)`);
+    expect(output).not.toContain(password);
+    // wrangler lists the Worker's bindings: DATABASE_URL and LOCAL_SQL_ENDPOINT hidden, nothing from .env.
+    const bindings = output.split("\n").filter((line) => line.startsWith("env."));
+    expect(bindings.map((line) => line.split(/\s+/)[0])).toEqual(["env.TENANT_CACHE", "env.DATABASE_URL", "env.LOCAL_SQL_ENDPOINT"]);
+    expect(bindings.filter((line) => line.includes("(hidden)"))).toHaveLength(2);
+    expect(output).not.toContain("NODE_ONLY_CANARY");
+    expect(output).not.toMatch(/Using secrets defined in \.env/);
+  });
+
+  it("keeps .env out of git and documents every variable in .env.example", () => {
+    expect(spawnSync("git", ["check-ignore", "-q", ".env"], { cwd: REPO }).status).toBe(0);
+    expect(spawnSync("git", ["check-ignore", "-q", ".env.example"], { cwd: REPO }).status).toBe(1);
+    const example = readFileSync(join(REPO, ".env.example"), "utf8");
+    for (const name of ["DATABASE_URL", "LOCAL_DATA_DIR", "LOCAL_PG_PORT", "LOCAL_SQL_PORT", "LOCAL_SQL_HOST", "LOCAL_SQL_DELAY_MS", "WORKER_PORT"]) {
+      expect(example).toMatch(new RegExp(`^#? ?${name}=`, "m"));
+    }
+  });
+
+  it("refuses a second run on the same data folder, saying a server runs on it, without touching the first", async () => {
+    const second = startDev(dir);
+    expect(await second.exited).toBe(1);
+    const pid = readFileSync(join(dir, ".local/postgres/postmaster.pid"), "utf8").split("\n")[0];
+    expect(second.output()).toBe(
+      `error: a PostgreSQL server already runs on the data folder .local/postgres (pid ${pid}, port ${ports.pg}): ` +
+        "another `npm run dev` or `npm run db` is using it; stop that one first, or set LOCAL_DATA_DIR to another folder\n",
+    );
+    expect((await getByHost(ports.worker, "acme.localhost", "/tenant")).status).toBe(200);
+  }, 60_000);
+
+  it("lists every taken port with its variable in one message", async () => {
+    const third = startDev(dir, { LOCAL_DATA_DIR: join(dir, "another-folder") });
+    expect(await third.exited).toBe(1);
+    expect(third.output()).toBe(
+      `error: ports already in use: ${ports.pg} (LOCAL_PG_PORT), ${ports.sql} (LOCAL_SQL_PORT), ${ports.worker} (WORKER_PORT); ` +
+        "stop what uses them, or set those variables (environment or .env) to free ports\n",
+    );
+    expect(existsSync(join(dir, "another-folder"))).toBe(false);
+  }, 60_000);
+
+  it("when PostgreSQL dies, says so and stops the endpoint and wrangler", async () => {
+    const bindingsFile = /Using secrets defined in (\S+)/.exec(dev.output())![1]!;
+    expect(existsSync(resolve(dir, bindingsFile))).toBe(true);
+    const pid = Number(readFileSync(join(dir, ".local/postgres/postmaster.pid"), "utf8").split("\n")[0]);
+    process.kill(pid, "SIGKILL");
+    expect(await dev.exited).toBe(1);
+    expect(dev.output()).toContain(
+      `error: PostgreSQL (the embedded server on port ${ports.pg}) exited (killed by SIGKILL); stopping the rest of the local stack`,
+    );
+    expect(await refusesConnections(ports.sql)).toBe(true);
+    expect(await refusesConnections(ports.worker)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(processesMentioning(`--port ${ports.worker}`)).toEqual([]);
+    expect(processesMentioning(dir)).toEqual([]);
+    expect(existsSync(resolve(dir, bindingsFile))).toBe(false);
+  }, 60_000);
+});
+
+describe("npm run dev with DATABASE_URL", () => {
+  it("serves that database as it is: no demo tenants, no migrations, no password printed", async () => {
+    const databaseUrl = await freshDatabase("dev_external");
+    const client = await connectTo(databaseUrl);
+    try {
+      await initDatabase(client, loadMigrations());
+      const workerPort = await freePort();
+      const dev = startDev(await clone(), {
+        DATABASE_URL: databaseUrl,
+        LOCAL_SQL_PORT: String(await freePort()),
+        WORKER_PORT: String(workerPort),
+      });
+      await waitFor(dev, async () => (await getByHost(workerPort, "localhost", "/health")).status === 200, "serving /health");
+      const password = decodeURIComponent(new URL(databaseUrl).password);
+      expect(password.length).toBeGreaterThan(8);
+      expect(dev.output()).not.toContain(password);
+      expect(dev.output()).toContain("(PostgreSQL from DATABASE_URL)");
+      expect(dev.output()).toContain(
+        "DATABASE_URL is set: serving that database as it is (no init, migrations or demo tenants; " +
+          "run `npm run tenants -- init` and `npm run migrate` yourself)",
+      );
+      expect((await client.query("SELECT slug FROM shared.tenants")).rows).toEqual([]);
+      expect((await getByHost(workerPort, "acme.localhost", "/tenant")).status).toBe(403);
+      dev.child.kill("SIGINT");
+      expect(await dev.exited).toBe(0);
+    } finally {
+      await client.end();
+    }
+  }, 180_000);
+});
