@@ -26,6 +26,7 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: {
+                // The Worker connects as the app role; the owner's URL is for tests that act as the CLIs.
                 DATABASE_URL: inject("workerDatabaseUrl"),
                 // Tests only: the server's superuser on the Worker's database, to change schemas
                 // under the Worker's feet (drop a column, a schema) whatever role the Worker uses.

@@ -1,5 +1,6 @@
 // What every Node command shares: one clear line on failure, and the exit codes.
 import { ConnectionError } from "./db/connect.ts";
+import { AppRoleError } from "./db/roles.ts";
 import { LocalConfigError } from "./local/config.ts";
 import { MigrationFileError } from "./migrations/files.ts";
 import { LedgerMismatchError, NotInitializedError } from "./migrations/ledger.ts";
@@ -22,6 +23,7 @@ export function fail(error: unknown): never {
     error instanceof NotInitializedError ||
     error instanceof MigrationFileError ||
     error instanceof ConnectionError ||
+    error instanceof AppRoleError ||
     error instanceof LocalConfigError;
   if (known) {
     console.error(`error: ${(error as Error).message}`);

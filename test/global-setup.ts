@@ -1,12 +1,15 @@
 // Starts the services every test needs (vitest globalSetup): a throwaway embedded PostgreSQL (or
 // TEST_DATABASE_URL's server) and the local SQL-over-HTTP endpoint, and injects their addresses.
-// The Worker tests get a database of their own, initialized, with the tenants of test/fixtures.
+// The Worker tests get a database of their own, initialized, with the tenants of test/fixtures, and
+// connect to it as the app role (workerDatabaseUrl: edge_tenants_app with a password set here),
+// never as the owner.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { externalDatabase, startEmbeddedPostgres } from "../scripts/local/postgres.ts";
+import { prepareAppLogin } from "../scripts/db/roles.ts";
 import { loadMigrations } from "../scripts/migrations/files.ts";
 import { startSqlEndpoint } from "../scripts/sql-endpoint/server.ts";
 import { createTenant, initDatabase, setTenantStatus } from "../scripts/tenants/operations.ts";
@@ -40,10 +43,10 @@ async function prepareWorkerDatabase(adminUrl: string): Promise<string> {
       await createTenant(client, migrations, { slug: tenant.slug, name: tenant.name, hosts: [...tenant.hosts] });
       if ("suspended" in tenant) await setTenantStatus(client, tenant.slug, "suspended");
     }
+    return await prepareAppLogin(client, url.toString());
   } finally {
     await client.end();
   }
-  return url.toString();
 }
 
 export default async function setup(project: TestProject) {

@@ -3,6 +3,7 @@
 // batch of tenants is its own transaction and a re-run resumes where a failure or a kill stopped.
 import type pg from "pg";
 import { inTransaction, waitForAdvisoryLock } from "../db/connect.ts";
+import { grantMissingOnTenantSchemas } from "../db/roles.ts";
 import { migrationSql, type Migration, type MigrationSet } from "./files.ts";
 import { estimateLocks } from "./lock-estimate.ts";
 import {
@@ -37,6 +38,8 @@ export interface MigrateOptions {
   /** How long to wait for another run's lock before giving up. */
   lockTimeoutMs?: number;
   onProgress?: (doneTenants: number, totalTenants: number) => void;
+  /** The Worker's role, granted what it lacks on migrated tenant schemas (default APP_DATABASE_ROLE or edge_tenants_app). */
+  appRole?: string;
 }
 
 export interface MigrateResult {
@@ -188,6 +191,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
           await applyTenant(client, plan.tenants[i]!);
           if ((i + 1) % 100 === 0) progress(i + 1, total);
         }
+        await grantMissingOnTenantSchemas(client, plan.tenants.map((p) => p.tenant.schema), options.appRole);
         await record(client, ledgerRows(plan.tenants));
       });
       progress(total, total);
@@ -208,6 +212,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
       try {
         await inTransaction(client, async () => {
           for (const tenantPlan of batch) await applyTenant(client, tenantPlan);
+          await grantMissingOnTenantSchemas(client, batch.map((p) => p.tenant.schema), options.appRole);
           await record(client, ledgerRows(batch));
         });
       } catch (error) {

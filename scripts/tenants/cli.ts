@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { EXIT_USAGE, UsageError, fail } from "../cli-support.ts";
 import { connect, databaseUrlFromEnv } from "../db/connect.ts";
+import { resolveAppRole, type AppGrantSummary } from "../db/roles.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import { purgeHosts, type PurgeTarget } from "./cache-purge.ts";
 import {
@@ -23,7 +24,8 @@ import { describeStalenessBound } from "./staleness.ts";
 const HELP = `Usage: npm run tenants -- <command> [options]
 
 Commands:
-  init                                    Create the shared schema, catalog and migration ledger (at head)
+  init [--app-role <name>]                Create the shared schema, catalog and migration ledger (at head),
+                                          and the Worker's role with its grants (again on a re-run)
   create <slug> --name <name> --host <host> [--host <host> ...] [--force]
                                           Create a tenant: catalog rows and a new schema tenant_<key> at head
   list [--json]                           List tenants (slug, status, schema, name, hosts)
@@ -51,6 +53,8 @@ for up to that bound some of its visitors may still reach the old tenant (or get
 
 Slugs: a lowercase letter, then up to 55 lowercase letters, digits or underscores.
 The database is DATABASE_URL (environment or .env); without it, the local one from \`npm run db\`.
+The CLIs connect as the owner; the Worker's role is --app-role, else APP_DATABASE_ROLE, else
+edge_tenants_app (init creates it NOLOGIN, or LOGIN with APP_DATABASE_PASSWORD; see docs/roles.md).
 Exit codes: 0 done, 1 refused or failed (nothing changed), 2 bad usage.`;
 
 function describe(t: TenantInfo): string {
@@ -104,6 +108,7 @@ async function main(argv: string[]): Promise<void> {
           "persist-to": { type: "string" },
           "no-purge": { type: "boolean", default: false },
           force: { type: "boolean", default: false },
+          "app-role": { type: "string" },
           help: { type: "boolean", short: "h", default: false },
         },
       });
@@ -144,17 +149,33 @@ async function main(argv: string[]): Promise<void> {
 
   const migrations = loadMigrations();
   const { url, local } = databaseUrlFromEnv();
+  // After .env is read (databaseUrlFromEnv), before connecting: a bad name is a usage error.
+  const roles = (() => {
+    try {
+      return { appRole: resolveAppRole(values["app-role"]) };
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  })();
   const client = await connect(url, local);
   try {
     switch (command) {
       case "init": {
         positionals(rest, 0, "init");
-        const created = await initDatabase(client, migrations);
+        let grants: AppGrantSummary | undefined;
+        const created = await initDatabase(client, migrations, { ...roles, onGrants: (summary) => (grants = summary) });
         console.log(
           created
             ? `Initialized: schema shared, the tenant catalog and the migration ledger (${migrations.shared.length} shared migration(s) applied).`
-            : "Already initialized: nothing changed.",
+            : "Already initialized: schemas and migrations unchanged.",
         );
+        if (grants) {
+          console.log(
+            `App role ${grants.role}${grants.created ? " created" : ""}: grants ${created ? "applied" : "re-applied"} on shared ` +
+              `and ${grants.tenantSchemas} tenant schema(s).`,
+          );
+          for (const warning of grants.warnings) console.error(`warning: ${warning}`);
+        }
         break;
       }
       case "create": {
@@ -168,7 +189,7 @@ async function main(argv: string[]): Promise<void> {
           hosts: values.host ?? [],
           force: values.force,
           onForced: warnForced,
-        });
+        }, roles);
         console.log(values.json ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug}.\n${describe(tenant)}`);
         await purge(tenant.hosts.map((h) => h.host));
         break;

@@ -3,6 +3,7 @@
 import type pg from "pg";
 import { hostError, newTenantSchemaName, normalizeHost, quoteIdent, slugError } from "../../src/tenancy/naming.ts";
 import { inTransaction, waitForAdvisoryLock } from "../db/connect.ts";
+import { applyAppRole, appRoleMissingError, tenantCreationGrantSql, type AppRoleOptions } from "../db/roles.ts";
 import { STALENESS_BOUND_SECONDS } from "./staleness.ts";
 import { migrationSql, type MigrationSet } from "../migrations/files.ts";
 import {
@@ -48,10 +49,17 @@ async function requireInitialized(client: pg.Client): Promise<void> {
   }
 }
 
-/** Creates the ledger and the shared schema at head, in one transaction. False if already done. */
-export async function initDatabase(client: pg.Client, migrations: MigrationSet): Promise<boolean> {
+/**
+ * Creates the ledger and the shared schema at head, and the app role with its grants, in one
+ * transaction. False if the database was already initialized (the app role's grants are then
+ * re-applied on shared and every tenant schema).
+ */
+export async function initDatabase(client: pg.Client, migrations: MigrationSet, roles: AppRoleOptions = {}): Promise<boolean> {
   return lockedTransaction(client, async () => {
-    if (await ledgerExists(client)) return false;
+    if (await ledgerExists(client)) {
+      await applyAppRole(client, roles);
+      return false;
+    }
     const { rows } = await client.query<{ name: string }>(
       "SELECT nspname AS name FROM pg_namespace WHERE nspname = 'shared' OR nspname LIKE 'tenant\\_%' ESCAPE '\\' LIMIT 1",
     );
@@ -64,6 +72,7 @@ export async function initDatabase(client: pg.Client, migrations: MigrationSet):
     await client.query(CREATE_LEDGER_SQL);
     for (const migration of migrations.shared) await client.query(migrationSql(migration, "shared"));
     await client.query(recordSql(client, migrations.shared.map((migration) => ({ schema: "shared", migration }))));
+    await applyAppRole(client, roles);
     return true;
   });
 }
@@ -180,7 +189,12 @@ export interface CreateTenantInput {
  * Catalog rows, a new schema `tenant_<key>` (a name never assigned before, recorded in the registry),
  * the tenant tables at head and the ledger, atomically. The result carries the schema name.
  */
-export async function createTenant(client: pg.Client, migrations: MigrationSet, input: CreateTenantInput): Promise<TenantInfo> {
+export async function createTenant(
+  client: pg.Client,
+  migrations: MigrationSet,
+  input: CreateTenantInput,
+  roles: AppRoleOptions = {},
+): Promise<TenantInfo> {
   const slugProblem = slugError(input.slug);
   if (slugProblem) throw new TenantCommandError(slugProblem);
   const name = input.name?.trim();
@@ -226,10 +240,13 @@ export async function createTenant(client: pg.Client, migrations: MigrationSet, 
     const ddl = [
       `INSERT INTO shared.tenant_hosts (host, tenant_id, is_primary) VALUES ${hostValues};`,
       `CREATE SCHEMA ${quoteIdent(schema)};`,
+      tenantCreationGrantSql(schema, roles),
       ...migrations.tenant.map((m) => migrationSql(m, schema)),
       recordSql(client, migrations.tenant.map((migration) => ({ schema, migration }))),
     ].join("\n");
-    await client.query(ddl);
+    await client.query(ddl).catch((error: unknown) => {
+      throw appRoleMissingError(error, roles) ?? error;
+    });
   });
   return (await showTenant(client, input.slug))!;
 }
