@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { workerDatabaseUrl as appRoleDatabaseUrl } from "./db/roles.ts";
 import { readLocalConfig, stackArgs } from "./local/config.ts";
 import { prepareDemoDatabase } from "./local/demo.ts";
 import { describeStack, onShutdown, startLocalStack, type LocalStack } from "./local/stack.ts";
@@ -47,7 +48,15 @@ if (stack.database.embedded) {
 // 3. The Worker's bindings, in a private file given to wrangler with --env-file: they never show
 // on a command line or in wrangler's output (it lists them as hidden), and wrangler then reads no
 // `.env` or `.dev.vars`, so the Node-side variables there never reach the Worker.
-const workerDatabaseUrl = stack.database.url;
+// The Worker connects as the app role, never as the owner (docs/roles.md): on the embedded
+// database with a fresh random password each start; elsewhere APP_DATABASE_URL.
+let workerDatabaseUrl: string;
+try {
+  workerDatabaseUrl = await appRoleDatabaseUrl(stack.database);
+} catch (error) {
+  await stack.stop();
+  fail((error as Error).message);
+}
 const bindingsDir = mkdtempSync(join(tmpdir(), "edge-tenants-dev-"));
 const bindingsFile = join(bindingsDir, "worker.env");
 // dotenv syntax; `$`, quotes and backslashes are percent-encoded (the values are URLs) so that

@@ -10,7 +10,7 @@
 // for them; after each migration transaction the runner also grants whatever a tenant object
 // still lacks (e.g. a table created by another role than the one that set the defaults).
 import { randomBytes } from "node:crypto";
-import type pg from "pg";
+import pg from "pg";
 import { SHARED_SCHEMA, quoteIdent } from "../../src/tenancy/naming.ts";
 
 export const DEFAULT_APP_ROLE = "edge_tenants_app";
@@ -365,4 +365,27 @@ export async function prepareAppLogin(client: pg.ClientBase, ownerUrl: string, a
   const password = randomAppPassword();
   await setRolePassword(client, role, password);
   return appDatabaseUrl(ownerUrl, role, password);
+}
+
+/**
+ * The connection string `npm run dev` gives the Worker: APP_DATABASE_URL when set; for the
+ * embedded database, the app role with a fresh random password (set on every start, never
+ * printed). Another database without APP_DATABASE_URL is refused: changing the app role's password
+ * there could lock out a deployed Worker.
+ */
+export async function workerDatabaseUrl(database: { url: string; embedded: boolean }, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (env.APP_DATABASE_URL) return env.APP_DATABASE_URL;
+  if (!database.embedded) {
+    throw new AppRoleError(
+      "DATABASE_URL names a database other than the embedded one: set APP_DATABASE_URL to the app role's " +
+        "connection string, which the Worker will use (see docs/roles.md)",
+    );
+  }
+  const client = new pg.Client({ connectionString: database.url, application_name: "edge-tenants" });
+  await client.connect();
+  try {
+    return await prepareAppLogin(client, database.url, resolveAppRole(undefined, env));
+  } finally {
+    await client.end();
+  }
 }

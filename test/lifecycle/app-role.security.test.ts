@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { appDatabaseUrl } from "../../scripts/db/roles.ts";
+import { appDatabaseUrl, workerDatabaseUrl } from "../../scripts/db/roles.ts";
 import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show, tenantsCli } from "../support/database.ts";
 import { addMigration, fixtureMigrations, removeFixtureMigrations } from "../support/migrations.ts";
 import { expectedAppPrivileges, roleAttributes, rolePrivileges } from "../support/privileges.ts";
@@ -280,5 +280,35 @@ describe("app role setup refusals", () => {
     );
     const owner = await connectTo(databaseUrl);
     expect((await owner.query("SELECT count(*)::int AS n FROM shared.tenants")).rows[0].n).toBe(0);
+  });
+});
+
+describe("the Worker's connection string from npm run dev", () => {
+  it("is the app role with a fresh password on every start, the previous one no longer working", async () => {
+    const databaseUrl = await freshDatabase("approle_dev");
+    const role = testRole();
+    const init = await tenantsCli({ databaseUrl }, "init", "--app-role", role);
+    expect(init.code, show(init)).toBe(0);
+    const env = { APP_DATABASE_ROLE: role };
+    const first = await workerDatabaseUrl({ url: databaseUrl, embedded: true }, env);
+    expect(new URL(first).username).toBe(role);
+    expect(new URL(first).password.length).toBeGreaterThanOrEqual(24);
+    const app = await connectTo(first);
+    expect((await app.query("SELECT current_user AS u")).rows[0].u).toBe(role);
+    await app.end();
+
+    const second = await workerDatabaseUrl({ url: databaseUrl, embedded: true }, env);
+    expect(second).not.toBe(first);
+    await expect(connectTo(first)).rejects.toMatchObject({ code: "28P01" }); // password authentication failed
+    const again = await connectTo(second);
+    expect((await again.query("SELECT current_user AS u")).rows[0].u).toBe(role);
+  });
+
+  it("for another database, is APP_DATABASE_URL, and without it npm run dev refuses instead of changing a password", async () => {
+    const given = "postgresql://someone:secret@db.example.com/app";
+    expect(await workerDatabaseUrl({ url: "postgresql://owner@db.example.com/app", embedded: false }, { APP_DATABASE_URL: given })).toBe(given);
+    await expect(workerDatabaseUrl({ url: "postgresql://owner@db.example.com/app", embedded: false }, {})).rejects.toThrow(
+      "DATABASE_URL names a database other than the embedded one: set APP_DATABASE_URL",
+    );
   });
 });

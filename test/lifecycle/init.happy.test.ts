@@ -53,7 +53,9 @@ describe("tenants init", () => {
 
     const second = await tenantsCli({ databaseUrl }, "init");
     expect(second.code, show(second)).toBe(0);
-    expect(second.stdout.trim()).toBe("Already initialized: nothing changed.");
+    expect(second.stdout.trim()).toBe(
+      "Already initialized: schemas and migrations unchanged.\nApp role edge_tenants_app: grants re-applied on shared and 0 tenant schema(s).",
+    );
     expect(second.stderr).toBe("");
     expect(await databaseState(client)).toEqual(stateBefore);
     expect(await schemaCatalog(client, "shared")).toEqual(sharedBefore);
@@ -68,7 +70,7 @@ describe("tenants init", () => {
     const acmeBefore = await schemaCatalog(client, acme);
     const again = await tenantsCli({ databaseUrl }, "init");
     expect(again.code, show(again)).toBe(0);
-    expect(again.stdout).toContain("Already initialized: nothing changed.");
+    expect(again.stdout).toContain("Already initialized: schemas and migrations unchanged.");
     expect(await databaseState(client)).toEqual(before);
     expect(await schemaCatalog(client, acme)).toEqual(acmeBefore);
   });
