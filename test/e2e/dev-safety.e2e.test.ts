@@ -8,11 +8,12 @@ import { copyFile, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { getByHost } from "../../scripts/local/http.ts";
 import { CREDENTIALS_FILE } from "../../scripts/local/defaults.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
 import { loadMigrations } from "../../scripts/migrations/files.ts";
+import { appDatabaseUrl } from "../../scripts/db/roles.ts";
 import { initDatabase } from "../../scripts/tenants/operations.ts";
 import { connectTo, dropTestDatabases, freshDatabase } from "../support/database.ts";
 
@@ -79,10 +80,16 @@ function processesMentioning(text: string): string[] {
   return out.split("\n").filter((line) => line.includes(text) && !line.includes("ps -eo"));
 }
 
+const EXTERNAL_APP_ROLE = `dev_app_${process.pid}`;
+
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
   for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
   await dropTestDatabases();
+  // Roles are global to the server: the one the DATABASE_URL test made goes once its database has.
+  const admin = await connectTo(inject("databaseUrl"));
+  await admin.query(`DROP ROLE IF EXISTS ${EXTERNAL_APP_ROLE}`).catch(() => {});
+  await admin.end();
 });
 
 describe("npm run dev on the local embedded database, from a clone with a .env", () => {
@@ -174,21 +181,32 @@ describe("npm run dev on the local embedded database, from a clone with a .env",
 });
 
 describe("npm run dev with DATABASE_URL", () => {
-  it("serves that database as it is: no demo tenants, no migrations, no password printed", async () => {
+  it("serves that database as it is, as the app role from APP_DATABASE_URL: no demo tenants, no migrations, no password printed", async () => {
     const databaseUrl = await freshDatabase("dev_external");
     const client = await connectTo(databaseUrl);
+    // An app role of this test's own (roles are global to the server; the Worker tests use the default one).
+    const appRole = EXTERNAL_APP_ROLE;
+    const appPassword = `pw-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
     try {
-      await initDatabase(client, loadMigrations());
+      await initDatabase(client, loadMigrations(), { appRole, appPassword });
       const workerPort = await freePort();
       const dev = startDev(await clone(), {
         DATABASE_URL: databaseUrl,
+        APP_DATABASE_URL: appDatabaseUrl(databaseUrl, appRole, appPassword),
         LOCAL_SQL_PORT: String(await freePort()),
         WORKER_PORT: String(workerPort),
       });
       await waitFor(dev, async () => (await getByHost(workerPort, "localhost", "/health")).status === 200, "serving /health");
+      // The Worker's queries came in as the app role (the endpoint keeps its session open a while).
+      const sessions = await client.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND datname = current_database()",
+        [appRole],
+      );
+      expect(sessions.rows[0].n).toBeGreaterThan(0);
       const password = decodeURIComponent(new URL(databaseUrl).password);
       expect(password.length).toBeGreaterThan(8);
       expect(dev.output()).not.toContain(password);
+      expect(dev.output()).not.toContain(appPassword);
       expect(dev.output()).toContain("(PostgreSQL from DATABASE_URL)");
       expect(dev.output()).toContain(
         "DATABASE_URL is set: serving that database as it is (no init, migrations or demo tenants; " +
@@ -202,4 +220,18 @@ describe("npm run dev with DATABASE_URL", () => {
       await client.end();
     }
   }, 180_000);
+
+  it("without APP_DATABASE_URL refuses to start the Worker rather than change the app role's password there", async () => {
+    const databaseUrl = await freshDatabase("dev_external_noapp");
+    const dev = startDev(await clone(), {
+      DATABASE_URL: databaseUrl,
+      LOCAL_SQL_PORT: String(await freePort()),
+      WORKER_PORT: String(await freePort()),
+    });
+    expect(await dev.exited).toBe(1);
+    expect(dev.output()).toContain(
+      "error: DATABASE_URL names a database other than the embedded one: set APP_DATABASE_URL to the app role's " +
+        "connection string, which the Worker will use (see docs/roles.md)",
+    );
+  }, 120_000);
 });
