@@ -633,6 +633,7 @@ export function parseMigration(text: string, track: Track): ParsedSql {
   for (const chunk of text.split(BREAKPOINT)) {
     const chunkOffset = offset;
     offset += chunk.length + BREAKPOINT.length;
+    if (chunk.trim() === "") continue;
     const chunkLine = lineAt(text, chunkOffset) - 1;
     const index = byteIndexer(chunk);
     let tree: { stmts?: Array<{ stmt?: Node; stmt_location?: number; stmt_len?: number }> };

@@ -185,6 +185,17 @@ describe("objects outside the placeholder schema are refused before anything run
     }
   });
 
+  it("an empty custom migration (as drizzle-kit --custom writes it, or truly empty) is accepted and changes nothing", () => {
+    const migrationsDir = fixtureMigrations();
+    const comment = addMigration(migrationsDir, "tenant", "custom", ["-- Custom SQL migration file, put your code below! --"]);
+    const empty = addMigration(migrationsDir, "tenant", "empty", [""]);
+    const loaded = migrationSet(migrationsDir).tenant.filter((m) => m.name === comment || m.name === empty);
+    expect(loaded.map((m) => [m.name, m.statements])).toEqual([
+      [comment, []],
+      [empty, []],
+    ]);
+  });
+
   it("reading shared in a data migration, built-in types and functions, and tenant types are accepted", async () => {
     const { databaseUrl, client, schemas } = await initialized("parser_reads");
     const migrationsDir = fixtureMigrations();
