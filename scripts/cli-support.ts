@@ -4,7 +4,7 @@ import { AppRoleError } from "./db/roles.ts";
 import { LocalConfigError } from "./local/config.ts";
 import { MigrationFileError } from "./migrations/files.ts";
 import { LedgerMismatchError, NotInitializedError } from "./migrations/ledger.ts";
-import { LockBusyError, MigrationError } from "./migrations/runner.ts";
+import { LockBusyError, LockLostError, MigrationError } from "./migrations/runner.ts";
 import { TenantCommandError } from "./tenants/operations.ts";
 
 export const EXIT_REFUSED = 1;
@@ -19,6 +19,7 @@ export function fail(error: unknown): never {
     error instanceof TenantCommandError ||
     error instanceof MigrationError ||
     error instanceof LockBusyError ||
+    error instanceof LockLostError ||
     error instanceof LedgerMismatchError ||
     error instanceof NotInitializedError ||
     error instanceof MigrationFileError ||

@@ -38,26 +38,6 @@ export async function connect(url: string, local = false): Promise<pg.Client> {
   return client;
 }
 
-/**
- * Takes the advisory lock, waiting at most `timeoutMs`; false when another session still holds it.
- * A transaction-scoped lock must be taken inside BEGIN and goes away with COMMIT or ROLLBACK.
- */
-export async function waitForAdvisoryLock(
-  client: pg.ClientBase,
-  key: number,
-  timeoutMs: number,
-  scope: "session" | "transaction" = "session",
-): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  const sql = scope === "session" ? "SELECT pg_try_advisory_lock($1) AS locked" : "SELECT pg_try_advisory_xact_lock($1) AS locked";
-  for (;;) {
-    const { rows } = await client.query<{ locked: boolean }>(sql, [key]);
-    if (rows[0]!.locked) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, Math.min(200, Math.max(10, deadline - Date.now()))));
-  }
-}
-
 /** BEGIN, `work`, COMMIT; ROLLBACK and rethrow on any error, so nothing of it is kept. */
 export async function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
   await client.query("BEGIN");

@@ -1,9 +1,11 @@
-// `npm run migrate -- [status] [--dry-run] [--json] [--batch-size N] [--lock-timeout S]`
+// `npm run migrate -- [status] [--dry-run] [--json] [--batch-size N] [--lock-timeout-ms N] [--lock-retries N]
+//   [--statement-timeout-ms N] [--wait-for-run S]`
 import { parseArgs } from "node:util";
 import { UsageError, fail } from "../cli-support.ts";
 import { connect, databaseUrlFromEnv } from "../db/connect.ts";
 import { loadMigrations, type MigrationSet } from "./files.ts";
 import { readFleetSummary, readSharedApplied, readTenantStates, verifyLedger } from "./ledger.ts";
+import { DEFAULT_RUN_SETTINGS, STALE_AFTER_MS, currentRun, describeRun } from "./lock.ts";
 import { MigrationError, migrate, type MigrationPlan } from "./runner.ts";
 import type pg from "pg";
 
@@ -17,7 +19,13 @@ the ledger as they were.
   --dry-run           Print the plan; apply nothing
   --json              Machine-readable output (for CI)
   --batch-size N      Each batch of N tenants in its own transaction; a re-run resumes after a failure
-  --lock-timeout S    Seconds to wait for another run's lock (default 10)
+  --lock-timeout-ms N PostgreSQL's lock_timeout for every statement (default 3000): DDL waiting longer
+                      for a table (behind a long query) gives up instead of blocking that table for
+                      everyone; the transaction is rolled back and retried after a pause
+  --lock-retries N    Further attempts after a lock timeout or a deadlock (default 4)
+  --statement-timeout-ms N  statement_timeout for every statement (default 0: none)
+  --wait-for-run S    Seconds to wait while another run or a tenant command holds the migration lock
+                      (default 10); a killed run's lock is taken over ${STALE_AFTER_MS / 1000} s after it died
 
 Exit codes: 0 done (or nothing to do), 1 failed or refused (nothing of the failed transaction kept), 2 bad usage.`;
 
@@ -38,7 +46,9 @@ async function status(client: pg.Client, migrations: MigrationSet, json: boolean
     if (migrations.tenant.some((m) => !t.applied.includes(m.name))) behind.push(t.slug);
   }
   const sharedPending = migrations.shared.filter((m) => !shared.includes(m.name)).map((m) => m.name);
+  const run = await currentRun(client);
   const report = {
+    running: run ?? null,
     shared: { head: head(migrations.shared), applied: shared.length, pending: sharedPending },
     tenant: {
       head: head(migrations.tenant),
@@ -56,6 +66,7 @@ async function status(client: pg.Client, migrations: MigrationSet, json: boolean
       (sharedPending.length ? `; pending: ${sharedPending.join(", ")}` : " (at head)"),
   );
   console.log(`tenant: head ${report.tenant.head}, ${tenants.length} tenant(s)`);
+  if (run) console.log(`a migration run is in progress: ${describeRun(run)}`);
   for (const v of report.tenant.versions) {
     console.log(`  ${String(v.count).padStart(7)} at ${v.version}${v.version === report.tenant.head ? " (head)" : ""}`);
   }
@@ -99,6 +110,10 @@ async function main(argv: string[]): Promise<void> {
           json: { type: "boolean", default: false },
           "batch-size": { type: "string" },
           "lock-timeout": { type: "string" },
+          "lock-timeout-ms": { type: "string" },
+          "lock-retries": { type: "string" },
+          "statement-timeout-ms": { type: "string" },
+          "wait-for-run": { type: "string" },
           help: { type: "boolean", short: "h", default: false },
         },
       });
@@ -115,10 +130,27 @@ async function main(argv: string[]): Promise<void> {
     batchSize = Number(values["batch-size"]);
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError("--batch-size needs a whole number of tenants, at least 1");
   }
-  let lockTimeoutMs = 10_000;
   if (values["lock-timeout"] !== undefined) {
-    lockTimeoutMs = Number(values["lock-timeout"]) * 1000;
-    if (!Number.isFinite(lockTimeoutMs) || lockTimeoutMs < 0) throw new UsageError("--lock-timeout needs a number of seconds");
+    throw new UsageError(
+      "--lock-timeout is gone: use --wait-for-run S (seconds to wait for another run) or --lock-timeout-ms N (PostgreSQL's lock_timeout per statement)",
+    );
+  }
+  const whole = (name: string, min: number, what: string): number | undefined => {
+    const raw = values[name as keyof typeof values] as string | undefined;
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isInteger(n) || n < min) throw new UsageError(`--${name} needs a whole number ${what}, at least ${min}`);
+    return n;
+  };
+  const lockTimeoutMs = whole("lock-timeout-ms", 1, "of milliseconds") ?? DEFAULT_RUN_SETTINGS.lockTimeoutMs;
+  const lockRetries = whole("lock-retries", 0, "of attempts") ?? DEFAULT_RUN_SETTINGS.lockRetries;
+  const statementTimeoutMs = whole("statement-timeout-ms", 0, "of milliseconds (0: none)") ?? DEFAULT_RUN_SETTINGS.statementTimeoutMs;
+  let waitForRunMs = DEFAULT_RUN_SETTINGS.waitForRunMs;
+  if (values["wait-for-run"] !== undefined) {
+    waitForRunMs = Number(values["wait-for-run"]) * 1000;
+    if (values["wait-for-run"].trim() === "" || !Number.isFinite(waitForRunMs) || waitForRunMs < 0) {
+      throw new UsageError("--wait-for-run needs a number of seconds, at least 0");
+    }
   }
 
   const migrations = loadMigrations();
@@ -133,6 +165,10 @@ async function main(argv: string[]): Promise<void> {
       batchSize,
       dryRun: values["dry-run"],
       lockTimeoutMs,
+      lockRetries,
+      statementTimeoutMs,
+      waitForRunMs,
+      onNotice: (line) => process.stderr.write(`${tty ? "\n" : ""}notice: ${line}\n`),
       onProgress: tty ? (done, total) => process.stderr.write(`\rmigrating tenants: ${done}/${total}`) : undefined,
     }).catch((error: unknown) => {
       if (tty) process.stderr.write("\n");

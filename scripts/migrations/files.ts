@@ -46,6 +46,11 @@ export function parseMigrationFile(track: Track, name: string, text: string): Om
   return { track, name, statements: parsed.statements.map((s) => s.text), parsed: parsed.statements, pieces: parsed.pieces };
 }
 
+/** SHA-256 of a migration file's text with its line endings normalized to LF. */
+export function checksumOf(text: string): string {
+  return createHash("sha256").update(text.replace(/\r\n/g, "\n")).digest("hex");
+}
+
 function readTrack(dir: string, track: Track): Migration[] {
   const trackDir = join(dir, track);
   if (!existsSync(trackDir)) return [];
@@ -70,8 +75,10 @@ function readTrack(dir: string, track: Track): Migration[] {
     );
   }
   const migrations = names.map((name) => {
-    const text = readFileSync(join(trackDir, `${name}.sql`), "utf8");
-    return { ...parseMigrationFile(track, name, text), checksum: createHash("sha256").update(text).digest("hex") };
+    // Line endings do not count: a CRLF checkout (git's autocrlf on Windows) of an applied file
+    // has the same checksum as the LF original; `.gitattributes` keeps *.sql LF anyway.
+    const text = readFileSync(join(trackDir, `${name}.sql`), "utf8").replace(/\r\n/g, "\n");
+    return { ...parseMigrationFile(track, name, text), checksum: checksumOf(text) };
   });
   for (const migration of migrations) loadedWith.set(migration, migrations);
   return migrations;

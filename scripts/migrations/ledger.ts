@@ -124,7 +124,7 @@ export function verifyLedger(summary: FleetSummary, migrations: MigrationSet): v
     if (other) {
       throw new LedgerMismatchError(
         `migrations/${entry.track}/${entry.migration}.sql was edited after it was applied ` +
-          `(ledger checksum ${other.slice(0, 12)}…, file ${file.checksum.slice(0, 12)}…): ` +
+          `(ledger checksum ${other.slice(0, 12)}…, file ${file.checksum.slice(0, 12)}…; line endings do not count, so this is a real edit): ` +
           "restore the applied file and put the change in a new migration",
       );
     }

@@ -1,13 +1,15 @@
 // The migration runner: the shared track once, then the tenant track to every tenant schema, under
-// an advisory lock. Atomic by default (one transaction for everything); with a batch size, each
-// batch of tenants is its own transaction and a re-run resumes where a failure or a kill stopped.
+// the migration lock (lock.ts: a transaction-scoped advisory lock in every transaction and a lock
+// row across them, so it holds through transaction-mode poolers). Atomic by default (one
+// transaction for everything); with a batch size, each batch of tenants is its own transaction and
+// a re-run resumes where a failure or a kill stopped. Every transaction runs under lock_timeout
+// (retried with backoff), an optional statement_timeout and client_connection_check_interval.
 import type pg from "pg";
-import { inTransaction, waitForAdvisoryLock } from "../db/connect.ts";
 import { grantMissingOnTenantSchemas } from "../db/roles.ts";
 import { migrationSql, type Migration, type MigrationSet } from "./files.ts";
 import { estimateLocks } from "./lock-estimate.ts";
 import {
-  MIGRATION_LOCK_KEY,
+  NotInitializedError,
   behindHead,
   pendingFor,
   readFleetSummary,
@@ -17,6 +19,7 @@ import {
   verifyLedger,
   type TenantState,
 } from "./ledger.ts";
+import { DEFAULT_RUN_SETTINGS, LockBusyError, LockLostError, RunLock, type RunSettings } from "./lock.ts";
 
 export interface TenantPlan {
   tenant: TenantState;
@@ -35,11 +38,19 @@ export interface MigrateOptions {
   /** Tenants per transaction; undefined means one transaction for the whole run. */
   batchSize?: number;
   dryRun?: boolean;
-  /** How long to wait for another run's lock before giving up. */
+  /** How long to wait while another run or a tenant command holds the migration lock (ms). */
+  waitForRunMs?: number;
+  /** lock_timeout of every statement (ms); a transaction that hits it is retried. */
   lockTimeoutMs?: number;
+  /** statement_timeout of every statement (ms); 0 or undefined for none. */
+  statementTimeoutMs?: number;
+  /** Further attempts of a transaction after a lock timeout or a deadlock. */
+  lockRetries?: number;
   onProgress?: (doneTenants: number, totalTenants: number) => void;
   /** The Worker's role, granted what it lacks on migrated tenant schemas (default APP_DATABASE_ROLE or edge_tenants_app). */
   appRole?: string;
+  /** One-line notices: retries after a lock timeout, taking over a dead run's lock. */
+  onNotice?: (line: string) => void;
 }
 
 export interface MigrateResult {
@@ -49,18 +60,20 @@ export interface MigrateResult {
   transactions: number;
 }
 
-/** A failed run; `tenant` and `migration` say where, `cause` is PostgreSQL's error. */
+/** A failed run; `tenant`, `schema` and `migration` say where, `cause` is PostgreSQL's error. */
 export class MigrationError extends Error {
   readonly tenant?: string;
   readonly migration?: string;
-  constructor(message: string, tenant?: string, migration?: string) {
-    super(message);
+  readonly schema?: string;
+  constructor(message: string, tenant?: string, migration?: string, options?: { cause?: unknown; schema?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.tenant = tenant;
     this.migration = migration;
+    this.schema = options?.schema;
   }
 }
 
-export class LockBusyError extends Error {}
+export { LockBusyError, LockLostError };
 
 export function planMigration(
   sharedApplied: string[],
@@ -97,7 +110,10 @@ async function applyShared(client: pg.Client, pending: Migration[]): Promise<voi
     try {
       await client.query(migrationSql(migration, "shared"));
     } catch (error) {
-      throw new MigrationError(`shared migration ${migration.name} failed: ${pgMessage(error)}`, undefined, migration.name);
+      throw new MigrationError(`shared migration ${migration.name} failed: ${pgMessage(error)}`, undefined, migration.name, {
+        cause: error,
+        schema: "shared",
+      });
     }
   }
 }
@@ -111,6 +127,7 @@ async function applyTenant(client: pg.Client, plan: TenantPlan): Promise<void> {
         `migration tenant/${migration.name} failed on tenant ${plan.tenant.slug} (schema ${plan.tenant.schema}): ${pgMessage(error)}`,
         plan.tenant.slug,
         migration.name,
+        { cause: error, schema: plan.tenant.schema },
       );
     }
   }
@@ -161,30 +178,53 @@ export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, 
   }
 }
 
+function runSettings(options: MigrateOptions): RunSettings {
+  return {
+    lockTimeoutMs: options.lockTimeoutMs ?? DEFAULT_RUN_SETTINGS.lockTimeoutMs,
+    statementTimeoutMs: options.statementTimeoutMs ?? DEFAULT_RUN_SETTINGS.statementTimeoutMs,
+    lockRetries: options.lockRetries ?? DEFAULT_RUN_SETTINGS.lockRetries,
+    waitForRunMs: options.waitForRunMs ?? DEFAULT_RUN_SETTINGS.waitForRunMs,
+  };
+}
+
+/** The schema a failed statement worked on, to name what blocked it. */
+const failedSchema = (error: unknown) => (error instanceof MigrationError ? error.schema : undefined);
+
 /** Runs pending migrations. Throws MigrationError (nothing of the failed transaction is kept). */
 export async function migrate(client: pg.Client, options: MigrateOptions): Promise<MigrateResult> {
-  const lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
-  if (!(await waitForAdvisoryLock(client, MIGRATION_LOCK_KEY, lockTimeoutMs))) {
-    throw new LockBusyError(
-      `another migration run (or tenant command) holds the migration lock; waited ${Math.round(lockTimeoutMs / 1000)} s. ` +
-        "Try again when it has finished, or raise --lock-timeout.",
-    );
-  }
+  const settings = runSettings(options);
+  const run = new RunLock(client, settings, options.onNotice);
+  // The first transaction, under the advisory lock with no live run holding the lock row: read the
+  // fleet's state and, when there is work, claim the row for this run.
+  await run.open(() => new NotInitializedError());
+  let plan: MigrationPlan;
   try {
     const summary = await readFleetSummary(client);
     verifyLedger(summary, options.migrations);
     const behind = behindHead(summary, options.migrations);
     if (behind.shared.length === 0 && behind.tenant.length === 0) {
+      await run.commit();
       return { plan: { shared: [], tenants: [], upToDate: summary.tenantCount }, applied: false, transactions: 0 };
     }
-    const plan = await readPlan(client, options.migrations);
-    if (planIsEmpty(plan) || options.dryRun) return { plan, applied: false, transactions: 0 };
+    plan = await readPlan(client, options.migrations);
+    if (planIsEmpty(plan) || options.dryRun) {
+      await run.commit();
+      return { plan, applied: false, transactions: 0 };
+    }
+    await run.claim();
+    await run.commit();
+  } catch (error) {
+    await run.rollback();
+    throw error;
+  }
+
+  try {
     const total = plan.tenants.length;
     const progress = options.onProgress ?? (() => {});
 
     if (options.batchSize === undefined) {
       await checkLockCapacity(client, plan);
-      await inTransaction(client, async () => {
+      await run.transaction(async () => {
         await applyShared(client, plan.shared);
         await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
         for (let i = 0; i < total; i++) {
@@ -193,7 +233,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
         }
         await grantMissingOnTenantSchemas(client, plan.tenants.map((p) => p.tenant.schema), options.appRole);
         await record(client, ledgerRows(plan.tenants));
-      });
+      }, failedSchema);
       progress(total, total);
       return { plan, applied: true, transactions: 1 };
     }
@@ -201,28 +241,30 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
     await checkLockCapacity(client, plan, options.batchSize);
     let transactions = 0;
     if (plan.shared.length) {
-      await inTransaction(client, async () => {
+      await run.transaction(async () => {
         await applyShared(client, plan.shared);
         await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
-      });
+      }, failedSchema);
       transactions++;
     }
     for (let start = 0; start < total; start += options.batchSize) {
       const batch = plan.tenants.slice(start, start + options.batchSize);
       try {
-        await inTransaction(client, async () => {
+        await run.transaction(async () => {
           for (const tenantPlan of batch) await applyTenant(client, tenantPlan);
           await grantMissingOnTenantSchemas(client, batch.map((p) => p.tenant.schema), options.appRole);
           await record(client, ledgerRows(batch));
-        });
+        }, failedSchema);
       } catch (error) {
-        if (!(error instanceof MigrationError)) throw error;
+        if (!(error instanceof MigrationError) && !(error instanceof LockLostError)) throw error;
+        const where = `Batch ${start / options.batchSize + 1} (tenants ${start + 1}-${start + batch.length} of ${total}) ` +
+          `was rolled back; the ${start} tenants before it were migrated and recorded. `;
+        if (error instanceof LockLostError) throw new LockLostError(`${error.message}\n${where}`);
         throw new MigrationError(
-          `${error.message}\nBatch ${start / options.batchSize + 1} (tenants ${start + 1}-${start + batch.length} of ${total}) ` +
-            `was rolled back; the ${start} tenants before it were migrated and recorded. ` +
-            "Fix the cause and run migrate again to finish the rest.",
+          `${error.message}\n${where}Fix the cause and run migrate again to finish the rest.`,
           error.tenant,
           error.migration,
+          { cause: error.cause, schema: error.schema },
         );
       }
       transactions++;
@@ -230,6 +272,6 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
     }
     return { plan, applied: true, transactions };
   } finally {
-    await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => {});
+    await run.release();
   }
 }

@@ -2,14 +2,13 @@
 // change is one transaction under the migration lock; a refused change leaves nothing behind.
 import type pg from "pg";
 import { hostError, newTenantSchemaName, normalizeHost, quoteIdent, slugError } from "../../src/tenancy/naming.ts";
-import { inTransaction, waitForAdvisoryLock } from "../db/connect.ts";
 import { applyAppRole, appRoleMissingError, tenantCreationGrantSql, type AppRoleOptions } from "../db/roles.ts";
+import { CREATE_LOCK_TABLE_SQL, commandTransaction } from "../migrations/lock.ts";
 import { STALENESS_BOUND_SECONDS } from "./staleness.ts";
 import { migrationSql, type MigrationSet } from "../migrations/files.ts";
 import {
   CREATE_LEDGER_SQL,
   LEDGER_TABLE,
-  MIGRATION_LOCK_KEY,
   behindHead,
   ledgerExists,
   readFleetSummary,
@@ -33,14 +32,15 @@ export interface TenantInfo {
 
 const LOCK_TIMEOUT_MS = 10_000;
 
-/** One transaction holding the migration lock (waited for a bounded time), around `work`. */
+/**
+ * One transaction holding the migration lock (a transaction-scoped advisory lock, so it holds
+ * through transaction-mode poolers), around `work`; waits a bounded time while another command
+ * holds it or a migration run is in progress (migrations/lock.ts).
+ */
 async function lockedTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
-  return inTransaction(client, async () => {
-    if (!(await waitForAdvisoryLock(client, MIGRATION_LOCK_KEY, LOCK_TIMEOUT_MS, "transaction"))) {
-      throw new TenantCommandError("a migration run (or another tenant command) holds the migration lock; try again shortly");
-    }
-    return work();
-  });
+  return commandTransaction(client, LOCK_TIMEOUT_MS, work, (holder) =>
+    new TenantCommandError(`the migration lock is held by ${holder}; try again when it has finished`),
+  );
 }
 
 async function requireInitialized(client: pg.Client): Promise<void> {
@@ -71,6 +71,7 @@ export async function initDatabase(client: pg.Client, migrations: MigrationSet, 
     }
     await client.query(CREATE_LEDGER_SQL);
     for (const migration of migrations.shared) await client.query(migrationSql(migration, "shared"));
+    await client.query(CREATE_LOCK_TABLE_SQL);
     await client.query(recordSql(client, migrations.shared.map((migration) => ({ schema: "shared", migration }))));
     await applyAppRole(client, roles);
     return true;

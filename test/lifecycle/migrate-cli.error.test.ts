@@ -11,8 +11,16 @@ describe.concurrent("migrate usage errors exit 2", () => {
     [["--batch-size", "0"], "error: --batch-size needs a whole number of tenants, at least 1"],
     [["--batch-size", "abc"], "error: --batch-size needs a whole number of tenants, at least 1"],
     [["--batch-size", "1.5"], "error: --batch-size needs a whole number of tenants, at least 1"],
-    [["--lock-timeout=-1"], "error: --lock-timeout needs a number of seconds"],
-    [["--lock-timeout", "soon"], "error: --lock-timeout needs a number of seconds"],
+    [["--wait-for-run=-1"], "error: --wait-for-run needs a number of seconds, at least 0"],
+    [["--wait-for-run", "soon"], "error: --wait-for-run needs a number of seconds, at least 0"],
+    [["--lock-timeout-ms", "0"], "error: --lock-timeout-ms needs a whole number of milliseconds, at least 1"],
+    [["--lock-timeout-ms", "2.5"], "error: --lock-timeout-ms needs a whole number of milliseconds, at least 1"],
+    [["--lock-retries=-1"], "error: --lock-retries needs a whole number of attempts, at least 0"],
+    [["--statement-timeout-ms", "soon"], "error: --statement-timeout-ms needs a whole number of milliseconds (0: none), at least 0"],
+    [
+      ["--lock-timeout", "5"],
+      "error: --lock-timeout is gone: use --wait-for-run S (seconds to wait for another run) or --lock-timeout-ms N (PostgreSQL's lock_timeout per statement)",
+    ],
     [["frob"], 'error: unknown argument "frob": the only command is status (see --help)'],
     [["status", "now"], 'error: unknown argument "status now": the only command is status (see --help)'],
   ];

@@ -58,6 +58,7 @@ describe("migrate status, --dry-run and --json", () => {
     const mixedJson = await cli("status", "--json");
     expect(mixedJson.code, show(mixedJson)).toBe(0);
     expect(JSON.parse(mixedJson.stdout)).toEqual({
+      running: null,
       shared: { head: sharedTags.at(-1), applied: sharedTags.length, pending: [] },
       tenant: {
         head: tag,

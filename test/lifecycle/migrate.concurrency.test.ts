@@ -1,5 +1,7 @@
-// Concurrent runs: the advisory lock lets one run apply; another waits (then finds nothing to do) or
-// gives up after --lock-timeout with a message about the lock. No migration is applied twice.
+// Concurrent runs: the migration lock lets one run apply; another waits (then finds nothing to do) or
+// gives up after --wait-for-run with a message naming who holds the lock. No migration is applied
+// twice. (Through a transaction-mode pooler: migrate.pgbouncer.test.ts.)
+import { hostname } from "node:os";
 import { afterAll, describe, expect, it } from "vitest";
 import type pg from "pg";
 import { hasColumn, ledger } from "../support/catalog.ts";
@@ -13,21 +15,27 @@ afterAll(() => {
   return dropTestDatabases();
 });
 
-const LOCK_MESSAGE = "another migration run (or tenant command) holds the migration lock";
+const LOCK_MESSAGE = "another migration run holds the migration lock";
 
-/** Waits until some other session holds the migration lock (a run got going). */
-async function lockTaken(client: pg.Client, timeoutMs = 10_000): Promise<void> {
+interface RunRow {
+  run_id: string;
+  host: string;
+  pid: number;
+  started_at: string;
+}
+
+/** Waits until a run has claimed the migration lock row, and returns it. */
+async function runClaimed(client: pg.Client, timeoutMs = 10_000): Promise<RunRow> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const { rowCount } = await client.query(
-      `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
-         AND classid::bigint = ($1::bigint >> 32) AND objid::bigint = ($1::bigint & 4294967295) AND objsubid = 1`,
-      [MIGRATION_LOCK_KEY],
+    const { rows } = await client.query<RunRow>(
+      `SELECT run_id, host, pid, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') AS started_at
+       FROM shared.migration_lock`,
     );
-    if (rowCount) return;
+    if (rows[0]) return rows[0];
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error("no run took the migration lock");
+  throw new Error("no run claimed the migration lock");
 }
 
 /** (schema, migration) pairs recorded more than once: must be none. */
@@ -40,7 +48,7 @@ async function duplicates(client: pg.Client): Promise<unknown[]> {
 }
 
 describe("the migration lock held by another session", () => {
-  it("--lock-timeout 1: exit 1 with the lock message after about a second, nothing applied", async () => {
+  it("--wait-for-run 1: exit 1 naming the session that holds it, after about a second; nothing applied", async () => {
     const databaseUrl = await freshDatabase("conc_held");
     const client = await connectTo(databaseUrl);
     const schemas = await initWithTenants(client, ["acme", "globex"]);
@@ -48,21 +56,27 @@ describe("the migration lock held by another session", () => {
     addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
     const before = await ledger(client);
 
+    // A session holding the advisory lock (what a tenant command, or an older runner, does).
     const holder = await connectTo(databaseUrl);
+    await holder.query("SET application_name = 'lock-holder'");
     await holder.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    const holderPid = (await holder.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
     const started = Date.now();
-    const r = await migrateCli({ databaseUrl, migrationsDir }, "--lock-timeout", "1");
+    const r = await migrateCli({ databaseUrl, migrationsDir }, "--wait-for-run", "1");
     const elapsed = Date.now() - started;
     expect(r.code, show(r)).toBe(1);
-    expect(r.stderr.trim()).toBe(
-      `error: ${LOCK_MESSAGE}; waited 1 s. Try again when it has finished, or raise --lock-timeout.`,
+    expect(r.stderr.trim()).toMatch(
+      new RegExp(
+        `^error: the migration lock is held by server session pid ${holderPid} \\(application "lock-holder", user \\w+, from 127\\.0\\.0\\.1, idle since .* UTC, last query: SELECT pg_backend_pid\\(\\) AS pid\\); ` +
+          "waited 1 s\\. Try again when it has finished, or raise --wait-for-run\\.$",
+      ),
     );
     expect(elapsed).toBeGreaterThanOrEqual(900);
     expect(await ledger(client)).toEqual(before);
     expect(await hasColumn(client, schemas.acme!, "items", "note")).toBe(false);
 
     // A run that waits long enough proceeds once the holder lets go; so does a tenant command.
-    const waiting = migrateCli({ databaseUrl, migrationsDir }, "--lock-timeout", "20");
+    const waiting = migrateCli({ databaseUrl, migrationsDir }, "--wait-for-run", "20");
     await new Promise((r) => setTimeout(r, 700));
     await holder.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
     const w = await waiting;
@@ -82,19 +96,20 @@ describe("the migration lock held by another session", () => {
 });
 
 describe("two runs at once over a slow migration", () => {
-  it("one applies, one waits and finds nothing to do, one with --lock-timeout 1 gives up; nothing applied twice", async () => {
+  it("one applies, one waits and finds nothing to do, one with --wait-for-run 1 gives up naming the run; nothing applied twice", async () => {
     const databaseUrl = await freshDatabase("conc_slow");
     const client = await connectTo(databaseUrl);
     const schemas = await initWithTenants(client, ["acme", "globex", "initech"]);
     const migrationsDir = fixtureMigrations();
-    const slow = addMigration(migrationsDir, "shared", "slow", ["SELECT pg_sleep(4);"]);
+    const slow = addMigration(migrationsDir, "shared", "slow", ["SELECT pg_sleep(5);"]);
     const note = addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
     const before = await ledger(client);
 
     const first = migrateCli({ databaseUrl, migrationsDir });
-    await lockTaken(client);
-    const second = migrateCli({ databaseUrl, migrationsDir }, "--lock-timeout", "30");
-    const impatient = migrateCli({ databaseUrl, migrationsDir }, "--lock-timeout", "1");
+    const holder = await runClaimed(client);
+    expect(holder.host).toBe(hostname());
+    const second = migrateCli({ databaseUrl, migrationsDir }, "--wait-for-run", "30");
+    const impatient = migrateCli({ databaseUrl, migrationsDir }, "--wait-for-run", "1");
     const [a, b, c] = await Promise.all([first, second, impatient]);
 
     expect(a.code, show(a)).toBe(0);
@@ -102,8 +117,12 @@ describe("two runs at once over a slow migration", () => {
     expect(b.code, show(b)).toBe(0);
     expect(b.stdout).toMatch(/^Nothing to migrate: shared and 3 tenant\(s\) at head\./);
     expect(c.code, show(c)).toBe(1);
-    expect(c.stderr).toContain(LOCK_MESSAGE);
-    expect(c.stderr).toContain("--lock-timeout");
+    expect(c.stderr).toContain(
+      `error: ${LOCK_MESSAGE}: run ${holder.run_id} on host ${holder.host} (pid ${holder.pid}), started ${holder.started_at}, last heartbeat `,
+    );
+    expect(c.stderr).toContain("waited 1 s. Try again when it has finished, or raise --wait-for-run.");
+    // The run released its row when it finished.
+    expect((await client.query("SELECT * FROM shared.migration_lock")).rows).toEqual([]);
 
     const added = (await ledger(client)).filter((row) => !before.some((x) => x.schema_name === row.schema_name && x.migration === row.migration));
     expect(added.map((row) => `${row.schema_name} ${row.migration}`).sort()).toEqual(
@@ -121,8 +140,8 @@ describe("two runs at once over a slow migration", () => {
     const note = addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
 
     const [a, b] = await Promise.all([
-      migrateCli({ databaseUrl, migrationsDir }, "--batch-size", "1", "--lock-timeout", "30"),
-      migrateCli({ databaseUrl, migrationsDir }, "--batch-size", "1", "--lock-timeout", "30"),
+      migrateCli({ databaseUrl, migrationsDir }, "--batch-size", "1", "--wait-for-run", "30"),
+      migrateCli({ databaseUrl, migrationsDir }, "--batch-size", "1", "--wait-for-run", "30"),
     ]);
     expect(a.code, show(a)).toBe(0);
     expect(b.code, show(b)).toBe(0);
