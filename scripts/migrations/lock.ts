@@ -356,6 +356,11 @@ export class RunLock {
       } catch (error) {
         await this.rollbackQuietly();
         const code = sqlstate(error);
+        if (code === "57014" && this.settings.statementTimeoutMs > 0 && error instanceof Error && /statement timeout/.test(error.message)) {
+          error.message +=
+            `\nA statement ran longer than --statement-timeout-ms ${this.settings.statementTimeoutMs} and was cancelled; ` +
+            "the transaction was rolled back. Raise --statement-timeout-ms (0: none) if it needs longer.";
+        }
         if (code === undefined || !RETRIABLE.has(code)) throw error;
         const schema = schemaOf(error);
         const blockers = schema ? await describeBlockers(this.client, schema) : await describeXactHolder(this.client);

@@ -1,7 +1,7 @@
 // For the lifecycle tests: a fresh database per test on the shared embedded PostgreSQL (test files
 // run in parallel, so none shares a database), a connected `pg` client, and the Node CLIs run as
 // subprocesses exactly as a user runs them.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -101,20 +101,26 @@ export interface CliOptions {
   env?: Record<string, string>;
 }
 
-/** Runs `node <script> ...args` with DATABASE_URL (and MIGRATIONS_DIR) set; resolves when it exits. */
-export function runScript(script: string, args: string[], options: CliOptions): Promise<CliResult> {
+/** Starts `node <script> ...args` with DATABASE_URL (and MIGRATIONS_DIR) set; `done` resolves when it exits. */
+export function spawnScript(script: string, args: string[], options: CliOptions): { child: ChildProcess; done: Promise<CliResult> } {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, DATABASE_URL: options.databaseUrl };
   delete env.MIGRATIONS_DIR;
   if (options.migrationsDir) env.MIGRATIONS_DIR = options.migrationsDir;
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { cwd: CLI_CWD, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [script, ...args], { cwd: CLI_CWD, env, stdio: ["ignore", "pipe", "pipe"] });
+  const done = new Promise<CliResult>((resolveRun, reject) => {
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.once("error", reject);
     child.once("close", (code) => resolveRun({ code, stdout, stderr }));
   });
+  return { child, done };
+}
+
+/** Runs `node <script> ...args` with DATABASE_URL (and MIGRATIONS_DIR) set; resolves when it exits. */
+export function runScript(script: string, args: string[], options: CliOptions): Promise<CliResult> {
+  return spawnScript(script, args, options).done;
 }
 
 /** `npm run tenants -- ...args` */
