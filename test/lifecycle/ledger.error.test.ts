@@ -30,7 +30,7 @@ describe("an applied migration edited afterwards", () => {
     addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
     const before = await databaseState(client);
 
-    const expected = /^error: migrations\/tenant\/0001_item_status\.sql was edited after it was applied \(ledger checksum [0-9a-f]{12}…, file [0-9a-f]{12}…\): restore the applied file and put the change in a new migration\n$/;
+    const expected = /^error: migrations\/tenant\/0001_item_status\.sql was edited after it was applied \(ledger checksum [0-9a-f]{12}…, file [0-9a-f]{12}…; line endings do not count, so this is a real edit\): restore the applied file and put the change in a new migration\n$/;
     for (const args of [[], ["--batch-size", "1"], ["--dry-run"], ["status"]]) {
       const r = await migrateCli({ databaseUrl, migrationsDir }, ...args);
       expect(r.code, show(r)).toBe(1);
