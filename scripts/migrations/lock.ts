@@ -326,8 +326,13 @@ export class RunLock {
    * On a lock timeout or a deadlock the whole transaction is rolled back and retried, up to
    * `lockRetries` more times with growing pauses; then the error is rethrown with what blocked it.
    * `schemaOf` names the schema a failed statement worked on (for the blockers in the message).
+   * With `end` ROLLBACK, the transaction only guards `work` (under the lock and the run's settings).
    */
-  async transaction<T>(work: () => Promise<T>, schemaOf: (error: unknown) => string | undefined = () => undefined): Promise<T> {
+  async transaction<T>(
+    work: () => Promise<T>,
+    schemaOf: (error: unknown) => string | undefined = () => undefined,
+    end: "COMMIT" | "ROLLBACK" = "COMMIT",
+  ): Promise<T> {
     const started = Date.now();
     const attempts = this.settings.lockRetries + 1;
     for (let attempt = 1; ; attempt++) {
@@ -350,7 +355,7 @@ export class RunLock {
         }
         const result = await work();
         await this.client.query(`UPDATE ${LOCK_TABLE} SET heartbeat = clock_timestamp() WHERE run_id = $1`, [this.runId]);
-        await this.client.query("COMMIT");
+        await this.client.query(end);
         this.inTransaction = false;
         return result;
       } catch (error) {

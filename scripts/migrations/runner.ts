@@ -222,8 +222,12 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
     const total = plan.tenants.length;
     const progress = options.onProgress ?? (() => {});
 
+    // Under the lock and the run's timeouts, in a transaction that is rolled back.
+    const checkCapacity = (batchSize?: number) =>
+      run.transaction(() => checkLockCapacity(client, plan, batchSize), failedSchema, "ROLLBACK");
+
     if (options.batchSize === undefined) {
-      await checkLockCapacity(client, plan);
+      await checkCapacity();
       await run.transaction(async () => {
         await applyShared(client, plan.shared);
         await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
@@ -238,7 +242,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
       return { plan, applied: true, transactions: 1 };
     }
 
-    await checkLockCapacity(client, plan, options.batchSize);
+    await checkCapacity(options.batchSize);
     let transactions = 0;
     if (plan.shared.length) {
       await run.transaction(async () => {
