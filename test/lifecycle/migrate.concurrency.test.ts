@@ -101,7 +101,7 @@ describe("two runs at once over a slow migration", () => {
     const client = await connectTo(databaseUrl);
     const schemas = await initWithTenants(client, ["acme", "globex", "initech"]);
     const migrationsDir = fixtureMigrations();
-    const slow = addMigration(migrationsDir, "shared", "slow", ["SELECT pg_sleep(5);"]);
+    const slow = addMigration(migrationsDir, "shared", "slow", ["SELECT pg_sleep(8);"]);
     const note = addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
     const before = await ledger(client);
 
