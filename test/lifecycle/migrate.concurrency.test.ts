@@ -101,16 +101,23 @@ describe("two runs at once over a slow migration", () => {
     const client = await connectTo(databaseUrl);
     const schemas = await initWithTenants(client, ["acme", "globex", "initech"]);
     const migrationsDir = fixtureMigrations();
-    const slow = addMigration(migrationsDir, "shared", "slow", ["SELECT pg_sleep(8);"]);
+    const slow = addMigration(migrationsDir, "shared", "slow", ["SELECT pg_sleep(1);"]);
     const note = addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
     const before = await ledger(client);
 
-    const first = migrateCli({ databaseUrl, migrationsDir });
+    // Keep the first run going (holding the lock) until the impatient one has given up: a session
+    // reading a tenant's table makes its ALTER time out and retry.
+    const acme = (await client.query<{ s: string }>("SELECT schema_name AS s FROM shared.tenants WHERE slug = 'acme'")).rows[0]!.s;
+    const blocker = await connectTo(databaseUrl);
+    await blocker.query("BEGIN");
+    await blocker.query(`SELECT count(*) FROM "${acme}".items`);
+    const first = migrateCli({ databaseUrl, migrationsDir }, "--lock-timeout-ms", "200", "--lock-retries", "200");
     const holder = await runClaimed(client);
     expect(holder.host).toBe(hostname());
-    const second = migrateCli({ databaseUrl, migrationsDir }, "--wait-for-run", "30");
-    const impatient = migrateCli({ databaseUrl, migrationsDir }, "--wait-for-run", "1");
-    const [a, b, c] = await Promise.all([first, second, impatient]);
+    const second = migrateCli({ databaseUrl, migrationsDir }, "--wait-for-run", "60");
+    const c = await migrateCli({ databaseUrl, migrationsDir }, "--wait-for-run", "1");
+    await blocker.query("COMMIT");
+    const [a, b] = await Promise.all([first, second]);
 
     expect(a.code, show(a)).toBe(0);
     expect(a.stdout).toContain("Migrated: 1 shared migration(s), 3 tenant(s) in 1 transaction(s).");
