@@ -6,7 +6,7 @@ import { hashPassword } from "../../src/security/password.ts";
 import { connect } from "../db/connect.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import { migrate } from "../migrations/runner.ts";
-import { purgeHosts } from "../tenants/cache-purge.ts";
+import { purgeLocal } from "../tenants/cache-purge.ts";
 import { createTenant, initDatabase, showTenant } from "../tenants/operations.ts";
 
 const DEMO_TENANTS = [
@@ -48,7 +48,7 @@ export async function prepareDemoDatabase(url: string, log: (line: string) => vo
           await db.insert(items).values(u.items.map((title) => ({ title, ownerId: user!.id, status: "published" as const })));
         }
         // A local KV left from an earlier database may still answer for this host.
-        await purgeHosts([demo.host], { remote: false });
+        await purgeLocal([demo.host]);
         log(`demo tenant ${demo.slug} created with ${demo.users.length} user(s)`);
       }
       urls.push(`http://${demo.host}`);

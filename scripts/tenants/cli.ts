@@ -1,10 +1,22 @@
 // `npm run tenants -- <command>`: initialize the database and manage tenants.
 import { parseArgs } from "node:util";
+import type pg from "pg";
+import { parse as parseConnectionString } from "pg-connection-string";
+import { hostError, normalizeHost, slugError } from "../../src/tenancy/naming.ts";
 import { EXIT_USAGE, UsageError, fail } from "../cli-support.ts";
 import { connect, databaseUrlFromEnv } from "../db/connect.ts";
 import { resolveAppRole, type AppGrantSummary } from "../db/roles.ts";
 import { loadMigrations } from "../migrations/files.ts";
-import { purgeHosts, type PurgeTarget } from "./cache-purge.ts";
+import {
+  DEFAULT_PERSIST_TO,
+  DEFAULT_REMOTE_ENV,
+  PurgeConfigError,
+  purgeLocal,
+  purgeRemote,
+  remoteTarget,
+  type PurgeOutcome,
+  type RemoteTarget,
+} from "./cache-purge.ts";
 import {
   addHost,
   createTenant,
@@ -38,10 +50,15 @@ Commands:
   delete <slug> --yes                     Drop the tenant's schema and catalog rows (irreversible)
   cache purge <host> [<host> ...]         Remove hosts' cached answers from Workers KV
 
-Commands that change a tenant's hosts or status (and create, delete) purge the affected hosts from
-the Workers KV tenant cache: by default the local one that \`wrangler dev\` uses (.wrangler/state);
-with --remote the deployed namespace (wrangler environment --env, default production; needs
-Cloudflare credentials). --persist-to <dir> names another local state folder; --no-purge skips it.
+Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, delete) purge the
+affected hosts from the Workers KV tenant cache, in one step per command:
+  (default)        the local namespace \`wrangler dev\` uses (.wrangler/state; --persist-to <dir>)
+  --remote         the deployed namespace, through Cloudflare's API: needs CLOUDFLARE_API_TOKEN, and
+                   the account and namespace ids (--account-id / CLOUDFLARE_ACCOUNT_ID, --namespace-id /
+                   TENANT_CACHE_NAMESPACE_ID, or wrangler.toml's [env.<--env, default production>])
+  --no-purge       no purge: Workers may serve the old answer for up to ${describeStalenessBound()}
+When DATABASE_URL is a database on another machine, changing commands refuse to run without
+--remote or --no-purge, so a production change never leaves the deployed caches stale silently.
 
 Each tenant's schema is named tenant_<key>, a random key assigned once and never again, even after
 the tenant is deleted (shared.tenant_schemas keeps every name ever assigned).
@@ -55,7 +72,8 @@ Slugs: a lowercase letter, then up to 55 lowercase letters, digits or underscore
 The database is DATABASE_URL (environment or .env); without it, the local one from \`npm run db\`.
 The CLIs connect as the owner; the Worker's role is --app-role, else APP_DATABASE_ROLE, else
 edge_tenants_app (init creates it NOLOGIN, or LOGIN with APP_DATABASE_PASSWORD; see docs/roles.md).
-Exit codes: 0 done, 1 refused or failed (nothing changed), 2 bad usage.`;
+Exit codes: 0 done, 1 refused or failed (nothing changed; or changed but not purged, which the
+message says), 2 bad usage.`;
 
 function describe(t: TenantInfo): string {
   const hosts = t.hosts.map((h) => (h.primary ? `${h.host} (primary)` : h.host)).join(", ");
@@ -92,6 +110,57 @@ function positionals(args: string[], count: number, usage: string): string[] {
   return args;
 }
 
+function requireSlug(slug: string): string {
+  const problem = slugError(slug);
+  if (problem) throw new TenantCommandError(problem);
+  return slug;
+}
+
+function requireHost(host: string): string {
+  const problem = hostError(host);
+  if (problem) throw new TenantCommandError(problem);
+  return normalizeHost(host)!;
+}
+
+/**
+ * Whether DATABASE_URL names a database on this machine (a loopback address or a Unix socket), read
+ * the way the `pg` driver reads it. Only then is the local KV the right one to purge by default.
+ */
+export function isLocalDatabase(url: string): boolean {
+  let host: string | undefined;
+  try {
+    host = parseConnectionString(url).host ?? undefined;
+  } catch {
+    return false;
+  }
+  host = (host || process.env.PGHOST || "localhost").toLowerCase();
+  if (host.startsWith("/")) return true; // Unix socket
+  host = host.replace(/^\[|\]$/g, "");
+  return host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+function databaseHost(url: string): string {
+  try {
+    return parseConnectionString(url).host || "default host";
+  } catch {
+    return "unparsable URL";
+  }
+}
+
+/** What a command does once its arguments are known to be good. */
+interface Roles {
+  appRole: string;
+}
+
+interface Plan {
+  /** Runs against the database; returns the hosts whose cached answers are now stale. */
+  run(client: pg.Client, roles: Roles): Promise<string[] | void>;
+  /** It changes tenants (so it purges). */
+  changes: boolean;
+}
+
+const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "delete"]);
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals: args } = (() => {
     try {
@@ -105,6 +174,8 @@ async function main(argv: string[]): Promise<void> {
           yes: { type: "boolean", default: false },
           remote: { type: "boolean", default: false },
           env: { type: "string" },
+          "account-id": { type: "string" },
+          "namespace-id": { type: "string" },
           "persist-to": { type: "string" },
           "no-purge": { type: "boolean", default: false },
           force: { type: "boolean", default: false },
@@ -124,31 +195,45 @@ async function main(argv: string[]): Promise<void> {
   }
   const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "delete", "cache"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
-  const target: PurgeTarget = { remote: values.remote, env: values.env, persistTo: values["persist-to"] };
-  const purge = async (hosts: string[]) => {
-    if (values["no-purge"]) return;
-    const outcome = await purgeHosts(hosts, target);
-    if (outcome.purged) {
-      console.log(`Purged ${hosts.length} host(s) from the ${values.remote ? "deployed" : "local"} KV tenant cache.`);
-    } else if (values.remote || !/no local KV/.test(outcome.note ?? "")) {
-      console.error(
-        `warning: the change is saved, but the KV tenant cache was not purged (${outcome.note}); ` +
-          "cached answers expire within the KV TTL plus the isolate TTL (see README), or run " +
-          `\`npm run tenants -- cache purge ${hosts.join(" ")}${values.remote ? " --remote" : ""}\``,
-      );
+  if (values.remote && values["no-purge"]) throw new UsageError("--remote purges the deployed KV and --no-purge skips purging: give one of them");
+
+  // Everything below up to `connect` only reads the arguments and the environment: bad usage and
+  // bad input are answered even when no database is running.
+  const remote = (): RemoteTarget => {
+    try {
+      return remoteTarget({ env: values.env, accountId: values["account-id"], namespaceId: values["namespace-id"] });
+    } catch (error) {
+      if (error instanceof PurgeConfigError) throw new UsageError(error.message);
+      throw error;
     }
   };
+  const persistTo = values["persist-to"] ?? DEFAULT_PERSIST_TO;
+  const where = values.remote ? `deployed (${values.env ?? DEFAULT_REMOTE_ENV})` : "local";
+
   if (command === "cache") {
     const [action, ...hosts] = rest;
     if (action !== "purge" || hosts.length === 0) throw new UsageError("usage: npm run tenants -- cache purge <host> [<host> ...]");
-    const outcome = await purgeHosts(hosts.map((h) => h.toLowerCase()), target);
+    const normalized = [...new Set(hosts.map(requireHost))];
+    const outcome = values.remote ? await purgeRemote(normalized, remote()) : await purgeLocal(normalized, persistTo);
     if (!outcome.purged) throw new TenantCommandError(`nothing purged: ${outcome.note}`);
-    console.log(`Purged ${hosts.length} host(s) from the ${values.remote ? "deployed" : "local"} KV tenant cache.`);
+    console.log(`Purged ${normalized.length} host(s) from the ${where} KV tenant cache.`);
     return;
   }
 
-  const migrations = loadMigrations();
+  const plan = planCommand(command, rest, values);
   const { url, local } = databaseUrlFromEnv();
+  let target: RemoteTarget | undefined;
+  if (plan.changes) {
+    if (values.remote) target = remote();
+    else if (!values["no-purge"] && !(local || isLocalDatabase(url))) {
+      throw new UsageError(
+        `DATABASE_URL is a database on another machine (${databaseHost(url)}), whose Workers cache tenants in the deployed KV: ` +
+          "pass --remote to purge the changed hosts there (see --help), or --no-purge to skip it " +
+          `(then Workers may serve the old answer for up to ${describeStalenessBound()})`,
+      );
+    }
+  }
+
   // After .env is read (databaseUrlFromEnv), before connecting: a bad name is a usage error.
   const roles = (() => {
     try {
@@ -158,101 +243,173 @@ async function main(argv: string[]): Promise<void> {
     }
   })();
   const client = await connect(url, local);
+  let stale: string[] = [];
   try {
-    switch (command) {
-      case "init": {
-        positionals(rest, 0, "init");
-        let grants: AppGrantSummary | undefined;
-        const created = await initDatabase(client, migrations, { ...roles, onGrants: (summary) => (grants = summary) });
-        console.log(
-          created
-            ? `Initialized: schema shared, the tenant catalog and the migration ledger (${migrations.shared.length} shared migration(s) applied).`
-            : "Already initialized: schemas and migrations unchanged.",
-        );
-        if (grants) {
-          console.log(
-            `App role ${grants.role}${grants.created ? " created" : ""}: grants ${created ? "applied" : "re-applied"} on shared ` +
-              `and ${grants.tenantSchemas} tenant schema(s).`,
-          );
-          for (const warning of grants.warnings) console.error(`warning: ${warning}`);
-        }
-        break;
-      }
-      case "create": {
-        const [slug] = positionals(rest, 1, "create <slug> --name <name> --host <host> [--host <host> ...]");
-        // A missing required option is bad usage (exit 2), like a missing <slug>.
-        if (values.name === undefined) throw new UsageError('a tenant needs a display name: --name "Acme Inc."');
-        if (!values.host?.length) throw new UsageError(`a tenant needs at least one host: --host ${slug || "acme"}.example.com`);
-        const tenant = await createTenant(client, migrations, {
-          slug: slug!,
-          name: values.name ?? "",
-          hosts: values.host ?? [],
-          force: values.force,
-          onForced: warnForced,
-        }, roles);
-        console.log(values.json ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug}.\n${describe(tenant)}`);
-        await purge(tenant.hosts.map((h) => h.host));
-        break;
-      }
-      case "list": {
-        positionals(rest, 0, "list [--json]");
-        const tenants = await listTenants(client);
-        console.log(values.json ? JSON.stringify(tenants, null, 2) : table(tenants));
-        break;
-      }
-      case "show": {
-        const [slug] = positionals(rest, 1, "show <slug> [--json]");
-        const tenant = await showTenant(client, slug!);
-        if (!tenant) throw new TenantCommandError(`no tenant ${slug}: see \`npm run tenants -- list\``);
-        console.log(values.json ? JSON.stringify(tenant, null, 2) : describe(tenant));
-        break;
-      }
-      case "hosts": {
-        const [action, slug, host] = positionals(rest, 3, "hosts add|remove <slug> <host>");
-        if (action === "add") {
-          const stale = await addHost(client, slug!, host!, { force: values.force, onForced: warnForced });
-          console.log(`Added host ${stale[0]} to tenant ${slug}.`);
-          await purge(stale);
-        } else if (action === "remove") {
-          const stale = await removeHost(client, slug!, host!);
-          console.log(`Removed host ${stale[0]} from tenant ${slug}.`);
-          await purge(stale);
-        } else {
-          throw new UsageError(`unknown hosts action "${action}": use hosts add or hosts remove`);
-        }
-        break;
-      }
-      case "suspend":
-      case "resume": {
-        const [slug] = positionals(rest, 1, `${command} <slug>`);
-        const stale = await setTenantStatus(client, slug!, command === "suspend" ? "suspended" : "active");
-        console.log(`Tenant ${slug} is now ${command === "suspend" ? "suspended" : "active"}.`);
-        await purge(stale);
-        break;
-      }
-      case "rename": {
-        const [slug, newSlug] = positionals(rest, 2, "rename <slug> <new-slug>");
-        const stale = await renameTenant(client, slug!, newSlug!);
-        console.log(`Renamed tenant ${slug} to ${newSlug} (its schema and hosts are unchanged).`);
-        await purge(stale);
-        break;
-      }
-      case "delete": {
-        const [slug] = positionals(rest, 1, "delete <slug> --yes");
-        if (!values.yes) {
-          throw new TenantCommandError(
-            `deleting tenant ${slug} drops its schema and all its data: run again with --yes to confirm`,
-          );
-        }
-        const { schema, hosts: stale } = await deleteTenant(client, slug!);
-        console.log(`Deleted tenant ${slug} and schema ${schema}.`);
-        await purge(stale);
-        break;
-      }
-    }
+    stale = (await plan.run(client, roles)) ?? [];
   } finally {
     await client.end();
   }
+  if (!plan.changes || stale.length === 0) return;
+
+  if (values["no-purge"]) {
+    console.error(
+      `warning: --no-purge: the KV tenant cache was not purged; Workers may serve the old answer for ${stale.join(", ")} ` +
+        `for up to ${describeStalenessBound()}`,
+    );
+    return;
+  }
+  const outcome: PurgeOutcome = target ? await purgeRemote(stale, target) : await purgeLocal(stale, persistTo);
+  if (outcome.purged) {
+    console.log(`Purged ${stale.length} host(s) from the ${where} KV tenant cache.`);
+  } else if (target || !/^no local KV/.test(outcome.note ?? "")) {
+    throw new TenantCommandError(
+      `the change is saved, but the ${where} KV tenant cache was not purged (${outcome.note}); Workers may serve the ` +
+        `old answer for up to ${describeStalenessBound()}: retry with \`npm run tenants -- cache purge ${stale.join(" ")}` +
+        `${target ? " --remote" : ""}\``,
+    );
+  }
+}
+
+
+/** Checks a command's arguments (no I/O) and returns what it will do. */
+function planCommand(command: string, rest: string[], values: Record<string, string | boolean | string[] | undefined>): Plan {
+  const flag = (name: string) => values[name] === true;
+  const text = (name: string) => values[name] as string | undefined;
+  const changes = CHANGING_COMMANDS.has(command);
+  switch (command) {
+    case "init": {
+      positionals(rest, 0, "init");
+      return {
+        changes,
+        async run(client, roles) {
+          const migrations = loadMigrations();
+          let grants: AppGrantSummary | undefined;
+          const created = await initDatabase(client, migrations, { ...roles, onGrants: (summary) => (grants = summary) });
+          console.log(
+            created
+              ? `Initialized: schema shared, the tenant catalog and the migration ledger (${migrations.shared.length} shared migration(s) applied).`
+              : "Already initialized: schemas and migrations unchanged.",
+          );
+          if (grants) {
+            console.log(
+              `App role ${grants.role}${grants.created ? " created" : ""}: grants ${created ? "applied" : "re-applied"} on shared ` +
+                `and ${grants.tenantSchemas} tenant schema(s).`,
+            );
+            for (const warning of grants.warnings) console.error(`warning: ${warning}`);
+          }
+        },
+      };
+    }
+    case "create": {
+      const [slug] = positionals(rest, 1, "create <slug> --name <name> --host <host> [--host <host> ...]");
+      // A missing required option is bad usage (exit 2), like a missing <slug>.
+      const name = text("name");
+      const hosts = (values.host as string[] | undefined) ?? [];
+      if (name === undefined) throw new UsageError('a tenant needs a display name: --name "Acme Inc."');
+      if (!hosts.length) throw new UsageError(`a tenant needs at least one host: --host ${slug || "acme"}.example.com`);
+      requireSlug(slug!);
+      if (!name.trim()) throw new TenantCommandError('a tenant needs a display name: --name "Acme Inc."');
+      if (name.trim().length > 200) throw new TenantCommandError("the display name is longer than 200 characters");
+      hosts.forEach(requireHost);
+      return {
+        changes,
+        async run(client, roles) {
+          const tenant = await createTenant(
+            client,
+            loadMigrations(),
+            { slug: slug!, name, hosts, force: flag("force"), onForced: warnForced },
+            roles,
+          );
+          console.log(flag("json") ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug}.\n${describe(tenant)}`);
+          return tenant.hosts.map((h) => h.host);
+        },
+      };
+    }
+    case "list": {
+      positionals(rest, 0, "list [--json]");
+      return {
+        changes,
+        async run(client) {
+          const tenants = await listTenants(client);
+          console.log(flag("json") ? JSON.stringify(tenants, null, 2) : table(tenants));
+        },
+      };
+    }
+    case "show": {
+      const [slug] = positionals(rest, 1, "show <slug> [--json]");
+      requireSlug(slug!);
+      return {
+        changes,
+        async run(client) {
+          const tenant = await showTenant(client, slug!);
+          if (!tenant) throw new TenantCommandError(`no tenant ${slug}: see \`npm run tenants -- list\``);
+          console.log(flag("json") ? JSON.stringify(tenant, null, 2) : describe(tenant));
+        },
+      };
+    }
+    case "rename": {
+      const [slug, newSlug] = positionals(rest, 2, "rename <slug> <new-slug>");
+      requireSlug(slug!);
+      requireSlug(newSlug!);
+      return {
+        changes,
+        async run(client) {
+          const stale = await renameTenant(client, slug!, newSlug!);
+          console.log(`Renamed tenant ${slug} to ${newSlug} (its schema and hosts are unchanged).`);
+          return stale;
+        },
+      };
+    }
+    case "hosts": {
+      const [action, slug, host] = positionals(rest, 3, "hosts add|remove <slug> <host>");
+      if (action !== "add" && action !== "remove") throw new UsageError(`unknown hosts action "${action}": use hosts add or hosts remove`);
+      requireSlug(slug!);
+      requireHost(host!);
+      return {
+        changes,
+        async run(client) {
+          if (action === "add") {
+            const stale = await addHost(client, slug!, host!, { force: flag("force"), onForced: warnForced });
+            console.log(`Added host ${stale[0]} to tenant ${slug}.`);
+            return stale;
+          }
+          const stale = await removeHost(client, slug!, host!);
+          console.log(`Removed host ${stale[0]} from tenant ${slug}.`);
+          return stale;
+        },
+      };
+    }
+    case "suspend":
+    case "resume": {
+      const [slug] = positionals(rest, 1, `${command} <slug>`);
+      requireSlug(slug!);
+      const status = command === "suspend" ? "suspended" : "active";
+      return {
+        changes,
+        async run(client) {
+          const stale = await setTenantStatus(client, slug!, status);
+          console.log(`Tenant ${slug} is now ${status}.`);
+          return stale;
+        },
+      };
+    }
+    case "delete": {
+      const [slug] = positionals(rest, 1, "delete <slug> --yes");
+      requireSlug(slug!);
+      if (!flag("yes")) {
+        throw new TenantCommandError(`deleting tenant ${slug} drops its schema and all its data: run again with --yes to confirm`);
+      }
+      return {
+        changes,
+        async run(client) {
+          const { schema, hosts } = await deleteTenant(client, slug!);
+          console.log(`Deleted tenant ${slug} and schema ${schema}.`);
+          return hosts;
+        },
+      };
+    }
+  }
+  throw new UsageError(`unknown command "${command}" (see --help)`);
 }
 
 main(process.argv.slice(2)).catch(fail);

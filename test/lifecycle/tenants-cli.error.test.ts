@@ -68,7 +68,7 @@ describe("on an initialized database with tenants acme and globex", () => {
     // A schema named like a tenant that the catalog does not know: no command may treat it as one.
     await client.query("CREATE SCHEMA tenant_ghost");
     before = await databaseState(client);
-  });
+  }, 60_000);
 
   async function refused(args: string[], message: string): Promise<void> {
     const r = await tenantsCli({ databaseUrl }, ...args);

@@ -1,5 +1,7 @@
 // `npm run tenants` refusing bad input: invalid slugs and hosts (exit 1) and bad usage (exit 2).
-// Every refusal leaves the database exactly as it was.
+// Every refusal leaves the database exactly as it was, and comes before any connection attempt.
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
 import { databaseState } from "../support/catalog.ts";
@@ -50,7 +52,7 @@ describe.concurrent("invalid slugs are refused (exit 1)", () => {
     await refused(["suspend", slug], 1, slugMessage(slug));
     await refused(["delete", slug, "--yes"], 1, slugMessage(slug));
     await refused(["hosts", "add", slug, "x.example.com"], 1, slugMessage(slug));
-  });
+  }, 90_000); // three CLI processes: slow on a loaded machine
 });
 
 describe.concurrent("invalid hosts are refused (exit 1)", () => {
@@ -122,5 +124,45 @@ describe.concurrent("bad usage exits 2", () => {
     expect(help.code, show(help)).toBe(0);
     expect(help.stdout).toContain("delete <slug> --yes");
     expect(await databaseState(client)).toEqual(before);
+  });
+});
+
+describe.concurrent("arguments are checked before connecting: the same answers with no database running", () => {
+  // A port nothing listens on: any attempt to connect would fail with "cannot connect".
+  let closedUrl: string;
+  beforeAll(async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((r) => server.close(r));
+    closedUrl = `postgresql://owner:secret@127.0.0.1:${port}/none`;
+  });
+  const cases: Array<[string[], number, string]> = [
+    [["create"], 2, "usage: npm run tenants -- create <slug> --name <name> --host <host> [--host <host> ...]"],
+    [["create", "Acme", "--name", "X", "--host", "x.example.com"], 1, slugMessage("Acme")],
+    [["create", "newco", "--host", "newco.example.com"], 2, 'a tenant needs a display name: --name "Acme Inc."'],
+    [["create", "newco", "--name", "NewCo"], 2, "a tenant needs at least one host: --host newco.example.com"],
+    [["create", "newco", "--name", "   ", "--host", "newco.example.com"], 1, 'a tenant needs a display name: --name "Acme Inc."'],
+    [["create", "newco", "--name", "NewCo", "--host", "newco.example.com:8080"], 1, hostMessage("newco.example.com:8080")],
+    [["hosts", "add", "acme", "127.0.0.1"], 1, hostMessage("127.0.0.1")],
+    [["hosts", "add", "1acme", "x.example.com"], 1, slugMessage("1acme")],
+    [["hosts", "move", "acme", "x.example.com"], 2, 'unknown hosts action "move": use hosts add or hosts remove'],
+    [["suspend"], 2, "usage: npm run tenants -- suspend <slug>"],
+    [["suspend", "Acme"], 1, slugMessage("Acme")],
+    [["rename", "acme", "Not-A-Slug"], 1, slugMessage("Not-A-Slug")],
+    [["delete", "acme"], 1, "deleting tenant acme drops its schema and all its data: run again with --yes to confirm"],
+    [["show"], 2, "usage: npm run tenants -- show <slug> [--json]"],
+    [["init", "now"], 2, "usage: npm run tenants -- init"],
+    [["frob"], 2, 'unknown command "frob" (see --help)'],
+  ];
+  it.each(cases)("%j", async (args, code, message) => {
+    const r = await tenantsCli({ databaseUrl: closedUrl }, ...args);
+    expect(r.code, show(r)).toBe(code);
+    expect(r.stderr).toBe(`error: ${message}\n`);
+  });
+  it("a good command does try the database, so the port really is closed", async () => {
+    const r = await tenantsCli({ databaseUrl: closedUrl }, "list");
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stderr).toMatch(/^error: cannot connect to PostgreSQL at 127\.0\.0\.1:\d+: .*ECONNREFUSED/);
   });
 });

@@ -99,6 +99,8 @@ export interface CliOptions {
   /** A fixture migration set (MIGRATIONS_DIR); the checkout's migrations/ when absent. */
   migrationsDir?: string;
   env?: Record<string, string>;
+  /** Where the CLI runs (default: an empty folder, see CLI_CWD). */
+  cwd?: string;
 }
 
 /** Starts `node <script> ...args` with DATABASE_URL (and MIGRATIONS_DIR) set; `done` resolves when it exits. */
@@ -106,7 +108,7 @@ export function spawnScript(script: string, args: string[], options: CliOptions)
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, DATABASE_URL: options.databaseUrl };
   delete env.MIGRATIONS_DIR;
   if (options.migrationsDir) env.MIGRATIONS_DIR = options.migrationsDir;
-  const child = spawn(process.execPath, [script, ...args], { cwd: CLI_CWD, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [script, ...args], { cwd: options.cwd ?? CLI_CWD, env, stdio: ["ignore", "pipe", "pipe"] });
   const done = new Promise<CliResult>((resolveRun, reject) => {
     let stdout = "";
     let stderr = "";
