@@ -1,12 +1,15 @@
 // `npm run tenants` refusing what the database's state does not allow: not initialized, taken
 // slugs and hosts, unknown tenants, delete without --yes, the last host, suspending twice. Each
 // exits 1 with one line naming the problem and leaves the database exactly as it was.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { databaseState, publicObjects, userSchemas } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
 import { migrationSet } from "../support/migrations.ts";
 import { createTenant, initDatabase } from "../../scripts/tenants/operations.ts";
+
+// Each test starts CLI processes; on a loaded machine they take seconds each.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 afterAll(dropTestDatabases);
 

@@ -1,11 +1,14 @@
 // `npm run tenants` doing its job: create, list (--json), show, hosts add/remove (the primary
 // moves), suspend/resume, delete --yes (schema, catalog rows and ledger rows gone). Schema names
 // are assigned by create (tenant_<random key>): the tests read them from the CLI's output.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { ledger, userSchemas } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
 import { checkoutTags } from "../support/migrations.ts";
+
+// Each test starts CLI processes; on a loaded machine they take seconds each.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 afterAll(dropTestDatabases);
 
@@ -111,7 +114,7 @@ describe("the tenant lifecycle through the CLI", () => {
     // tenants-naming.test.ts).
     expect(await cli("hosts", "add", "globex", "globex.localhost")).toBe("Added host globex.localhost to tenant globex.\n");
     expect(await cli("hosts", "remove", "globex", "globex.localhost")).toBe("Removed host globex.localhost from tenant globex.\n");
-  });
+  }, 120_000); // ten CLI processes: slow on a loaded machine
 
   it("suspend and resume change the status and updated_at", async () => {
     const before = await showJson("acme");
@@ -126,7 +129,7 @@ describe("the tenant lifecycle through the CLI", () => {
     expect((await showJson("acme")).status).toBe("active");
     // The other tenant was not touched.
     expect((await showJson("globex")).status).toBe("active");
-  });
+  }, 120_000);
 
   it("delete --yes drops the schema, the catalog and host rows and the ledger rows; the slug is free again, the schema name is not", async () => {
     const [acme, globex] = [schemaOf.get("acme")!, schemaOf.get("globex")!];

@@ -9,13 +9,16 @@
 // endpoint documents (POST /accounts/{account_id}/storage/kv/namespaces/{namespace_id}/bulk/delete).
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { hostCacheKey } from "../../src/tenancy/cache.ts";
 import { STALENESS_BOUND_SECONDS } from "../../scripts/tenants/staleness.ts";
 import { databaseState } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
+
+// Each test starts CLI processes; on a loaded machine they take seconds each.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const BOUND = `${STALENESS_BOUND_SECONDS / 60} minutes (${STALENESS_BOUND_SECONDS} s)`;
 const ACCOUNT = "0123456789abcdef0123456789abcdef";

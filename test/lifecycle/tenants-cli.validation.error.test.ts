@@ -2,11 +2,14 @@
 // Every refusal leaves the database exactly as it was, and comes before any connection attempt.
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { databaseState } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
+
+// Each test starts CLI processes; on a loaded machine they take seconds each.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 let databaseUrl: string;
 let client: pg.Client;

@@ -2,12 +2,15 @@
 // assigned once and never again, even after the tenant is deleted; the slug is a label that
 // `rename` changes; a host taken from one tenant waits out the staleness bound before another
 // tenant may have it.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { databaseState } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
 import { initWithTenants, schemaOf } from "../support/fleet.ts";
 import { STALENESS_BOUND_SECONDS } from "../../scripts/tenants/staleness.ts";
+
+// Each test starts CLI processes; on a loaded machine they take seconds each.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 afterAll(dropTestDatabases);
 
