@@ -2,11 +2,14 @@
 // with two tenants must end up with exactly the catalog of a freshly initialized one. The old
 // database's tenants have the schemas of their time (`tenant_<slug>`): the upgrade keeps them and
 // records them in the registry of assigned names.
-import { afterAll, expect, it } from "vitest";
+import { afterAll, expect, it, vi } from "vitest";
 import { diffCatalogs, ledger, publicObjects, schemaCatalog, tenantSchemaCatalog, userSchemas } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show, tenantsCli } from "../support/database.ts";
 import { createLegacyTenant, schemaOf } from "../support/fleet.ts";
 import { fixtureMigrations, removeFixtureMigrations, trackFiles } from "../support/migrations.ts";
+
+// Twelve CLI processes: slow on a loaded machine.
+vi.setConfig({ testTimeout: 180_000 });
 
 afterAll(() => {
   removeFixtureMigrations();
