@@ -8,7 +8,7 @@ import { normalizeHost } from "../tenancy/naming.ts";
 import { evictHost, fixedTenant, resolveFromCatalog, resolveTenant, type Resolution } from "../tenancy/resolve.ts";
 
 /** Seconds a client over its new-host lookup limit is told to wait (the limiter's period). */
-export const RATE_LIMIT_RETRY_AFTER_SECONDS = 10;
+export const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
 /** Seconds a client is told to wait while the tenant's schema is behind the deployed code. */
 export const SCHEMA_OUTDATED_RETRY_AFTER_SECONDS = 30;
 
