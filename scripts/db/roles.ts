@@ -86,6 +86,18 @@ export function newTenantSchemaGrantSql(role: string, schema: string): string {
   ].join("\n");
 }
 
+/** Takes back everything `r` holds in schema `s` (both quoted), including default privileges. */
+function revokeAllInSchemaSql(s: string, r: string): string[] {
+  return [
+    `REVOKE ALL ON SCHEMA ${s} FROM ${r};`,
+    `REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM ${r};`,
+    `REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${s} FROM ${r};`,
+    `REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ${s} FROM ${r};`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} REVOKE ALL ON TABLES FROM ${r};`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} REVOKE ALL ON SEQUENCES FROM ${r};`,
+  ];
+}
+
 /**
  * Resets the app role's privileges on an existing tenant schema to exactly what serving needs:
  * anything extra (CREATE, TRUNCATE, ...) is revoked, anything missing granted, defaults re-set.
@@ -94,12 +106,7 @@ function tenantSchemaResetSql(role: string, schema: string): string {
   const s = quoteIdent(schema);
   const r = quoteIdent(role);
   return [
-    `REVOKE ALL ON SCHEMA ${s} FROM ${r};`,
-    `REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM ${r};`,
-    `REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${s} FROM ${r};`,
-    `REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ${s} FROM ${r};`,
-    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} REVOKE ALL ON TABLES FROM ${r};`,
-    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} REVOKE ALL ON SEQUENCES FROM ${r};`,
+    ...revokeAllInSchemaSql(s, r),
     `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} REVOKE ALL ON TYPES FROM ${r};`,
     `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${s} TO ${r};`,
     `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${s} TO ${r};`,
@@ -111,12 +118,7 @@ function sharedResetSql(role: string): string {
   const s = quoteIdent(SHARED_SCHEMA);
   const r = quoteIdent(role);
   return [
-    `REVOKE ALL ON SCHEMA ${s} FROM ${r};`,
-    `REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM ${r};`,
-    `REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${s} FROM ${r};`,
-    `REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ${s} FROM ${r};`,
-    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} REVOKE ALL ON TABLES FROM ${r};`,
-    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} REVOKE ALL ON SEQUENCES FROM ${r};`,
+    ...revokeAllInSchemaSql(s, r),
     `GRANT USAGE ON SCHEMA ${s} TO ${r};`,
     `GRANT SELECT ON ${APP_SHARED_TABLES.map((t) => `${s}.${quoteIdent(t)}`).join(", ")} TO ${r};`,
     // The migration ledger and anything else in public: nothing.

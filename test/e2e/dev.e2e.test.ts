@@ -1,15 +1,14 @@
 // `npm run dev` from nothing: the local stack starts, migrates, seeds the demo tenants, serves
 // them by host (to curl-like clients and to a real browser), and Ctrl-C leaves nothing running.
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getByHost } from "../../scripts/local/http.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
+import { browserAvailable, launchChromium } from "../support/browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 
 const get = (port: number, host: string, path: string) => getByHost(port, host, path);
 
@@ -75,12 +74,8 @@ describe("npm run dev", () => {
   });
 
   // CI installs Chromium and sets REQUIRE_BROWSER, so there this test cannot be skipped.
-  it.runIf(existsSync(CHROMIUM) || process.env.REQUIRE_BROWSER)("answers a real browser at http://<tenant>.localhost", async () => {
-    const { chromium } = await import("playwright-core");
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+  it.runIf(browserAvailable)("answers a real browser at http://<tenant>.localhost", async () => {
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const res = await page.goto(`http://globex.localhost:${workerPort}/users`);

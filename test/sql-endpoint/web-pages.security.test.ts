@@ -1,15 +1,14 @@
 // No web page can reach the local database: the endpoint sends no CORS headers, refuses any request
 // carrying an Origin header and any non-loopback Host (DNS rebinding). Tried as an attacker would:
 // a real Chromium page from another origin, raw requests with forged headers.
-import { existsSync } from "node:fs";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startSqlEndpoint, type SqlEndpoint } from "../../scripts/sql-endpoint/server.ts";
 import { databaseUrl, directClient } from "./helpers.ts";
+import { browserAvailable, launchChromium } from "../support/browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const MARKER = "web_page_was_here";
 
 let endpoint: SqlEndpoint;
@@ -120,7 +119,7 @@ describe("requests from web pages", () => {
   );
 
   // CI installs Chromium and sets REQUIRE_BROWSER, so there this test cannot be skipped.
-  describe.runIf(existsSync(CHROMIUM) || process.env.REQUIRE_BROWSER)("a real browser", () => {
+  describe.runIf(browserAvailable)("a real browser", () => {
     let site: Server;
 
     beforeAll(async () => {
@@ -137,11 +136,7 @@ describe("requests from web pages", () => {
     });
 
     it("cannot run SQL from a page of another origin, by CORS fetch or by a no-cors POST", async () => {
-      const { chromium } = await import("playwright-core");
-      const browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-      });
+      const browser = await launchChromium();
       try {
         const page = await browser.newPage();
         await page.goto(`http://localhost:${(site.address() as AddressInfo).port}/`);
