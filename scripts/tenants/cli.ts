@@ -32,6 +32,7 @@ import {
   type TenantInfo,
 } from "./operations.ts";
 import { describeStalenessBound } from "./staleness.ts";
+import { AdoptRefusal, adopt, checkAdoptInput, describePlan } from "./adopt.ts";
 
 const HELP = `Usage: npm run tenants -- <command> [options]
 
@@ -49,6 +50,15 @@ Commands:
   resume <slug>                           Resume a suspended tenant
   delete <slug> --yes                     Drop the tenant's schema and catalog rows (irreversible)
   cache purge <host> [<host> ...]         Remove hosts' cached answers from Workers KV
+  adopt <slug> --name <name> --host <host> [--host <host> ...] [--shared <table>,...] [--dry-run] [--json]
+                                          Turn a single-tenant database (the app's tables in public, no catalog
+                                          yet) into this project's layout, its data becoming tenant <slug>: the
+                                          catalog as init makes it, then every object of public moved (ALTER ...
+                                          SET SCHEMA, no data copied) into a new schema tenant_<key>, or into
+                                          shared for the --shared tables; one transaction under the migration
+                                          lock, refused (nothing changed) unless the tables match a migration
+                                          of the tenant track exactly. --dry-run prints the plan and the match
+                                          and changes nothing. See docs/adopting.md
 
 Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, delete) purge the
 affected hosts from the Workers KV tenant cache, in one step per command:
@@ -180,6 +190,8 @@ async function main(argv: string[]): Promise<void> {
           "no-purge": { type: "boolean", default: false },
           force: { type: "boolean", default: false },
           "app-role": { type: "string" },
+          shared: { type: "string", multiple: true },
+          "dry-run": { type: "boolean", default: false },
           help: { type: "boolean", short: "h", default: false },
         },
       });
@@ -193,7 +205,7 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "delete", "cache"];
+  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "delete", "cache", "adopt"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
   if (values.remote && values["no-purge"]) throw new UsageError("--remote purges the deployed KV and --no-purge skips purging: give one of them");
 
@@ -296,6 +308,57 @@ function planCommand(command: string, rest: string[], values: Record<string, str
                 `and ${grants.tenantSchemas} tenant schema(s).`,
             );
             for (const warning of grants.warnings) console.error(`warning: ${warning}`);
+          }
+        },
+      };
+    }
+    case "adopt": {
+      const [slug] = positionals(rest, 1, "adopt <slug> --name <name> --host <host> [--host <host> ...] [--shared <table>,...] [--dry-run] [--json]");
+      const shared = ((values.shared as string[] | undefined) ?? []).flatMap((s) => s.split(",")).map((s) => s.trim());
+      const input = { slug: slug!, name: text("name") ?? "", hosts: (values.host as string[] | undefined) ?? [], shared, dryRun: flag("dry-run") };
+      checkAdoptInput(input);
+      return {
+        changes,
+        async run(client, roles) {
+          let result;
+          try {
+            result = await adopt(client, loadMigrations(), { ...input, appRole: roles.appRole });
+          } catch (error) {
+            // A dry run shows the plan it could make before saying what it refuses.
+            if (error instanceof AdoptRefusal && flag("dry-run") && error.plan) {
+              console.log(flag("json") ? JSON.stringify({ plan: error.plan, applied: false, refused: error.message }, null, 2) : describePlan(error.plan, false));
+            }
+            throw error;
+          }
+          const { plan, verification, grants, timings } = result;
+          if (flag("json")) {
+            console.log(JSON.stringify(result, null, 2));
+          } else {
+            console.log(describePlan(plan, result.applied));
+            if (!result.applied) {
+              console.log("Dry run: nothing changed. Run again without --dry-run to adopt.");
+            } else {
+              console.log(
+                `Adopted: tenant ${plan.slug} in schema ${plan.schema}, ledger at tenant/${plan.match!.migration}, ` +
+                  `in ${(timings!.transactionMs / 1000).toFixed(2)} s (one transaction).`,
+              );
+              if (grants) console.log(`App role ${grants.role}${grants.created ? " created" : ""}: grants applied on shared and the tenant schema.`);
+              for (const warning of grants?.warnings ?? []) console.error(`warning: ${warning}`);
+              for (const t of verification!.tables) console.log(`  verified ${t.table}: ${t.after} rows (before: ${t.before})`);
+              for (const s of verification!.sequences) console.log(`  verified sequence ${s.sequence}: ${s.after} (before: ${s.before})`);
+              if (!plan.match!.head) console.log(`Next: run \`npm run migrate\` (pending for this tenant: ${plan.match!.pending.join(", ")}).`);
+              console.log(`The tenant answers at ${plan.hosts.map((h) => `http://${h}/`).join(", ")} once the Worker is deployed against this database.`);
+            }
+          }
+          if (verification && !verification.ok) {
+            throw new TenantCommandError(
+              "adopted and committed, but the verification after commit differs: " +
+                [
+                  ...verification.tables.filter((t) => t.before !== t.after).map((t) => `${t.table} had ${t.before} rows, has ${t.after}`),
+                  ...verification.sequences.filter((s) => s.before !== s.after).map((s) => `sequence ${s.sequence} was at ${s.before}, is at ${s.after}`),
+                ].join("; ") +
+                " (did the app write during adoption?)",
+            );
           }
         },
       };

@@ -37,7 +37,7 @@ const LOCK_TIMEOUT_MS = 10_000;
  * through transaction-mode poolers), around `work`; waits a bounded time while another command
  * holds it or a migration run is in progress (migrations/lock.ts).
  */
-async function lockedTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
+export async function lockedTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
   return commandTransaction(client, LOCK_TIMEOUT_MS, work, (holder) =>
     new TenantCommandError(`the migration lock is held by ${holder}; try again when it has finished`),
   );
@@ -69,16 +69,21 @@ export async function initDatabase(client: pg.Client, migrations: MigrationSet, 
           "it was not initialized by edge-tenants; use an empty database",
       );
     }
-    await client.query(CREATE_LEDGER_SQL);
-    for (const migration of migrations.shared) await client.query(migrationSql(migration, "shared"));
-    await client.query(CREATE_LOCK_TABLE_SQL);
-    await client.query(recordSql(client, migrations.shared.map((migration) => ({ schema: "shared", migration }))));
+    await createCatalog(client, migrations);
     await applyAppRole(client, roles);
     return true;
   });
 }
 
-function checkHosts(hosts: string[]): string[] {
+/** Inside init's (or adopt's) transaction: the ledger, schema `shared` at head and the lock table. */
+export async function createCatalog(client: pg.Client, migrations: MigrationSet): Promise<void> {
+  await client.query(CREATE_LEDGER_SQL);
+  for (const migration of migrations.shared) await client.query(migrationSql(migration, "shared"));
+  await client.query(CREATE_LOCK_TABLE_SQL);
+  await client.query(recordSql(client, migrations.shared.map((migration) => ({ schema: "shared", migration }))));
+}
+
+export function checkHosts(hosts: string[]): string[] {
   const normalized: string[] = [];
   for (const host of hosts) {
     const problem = hostError(host);
@@ -89,7 +94,7 @@ function checkHosts(hosts: string[]): string[] {
   return normalized;
 }
 
-async function hostOwners(client: pg.Client, hosts: string[]): Promise<Array<{ host: string; slug: string }>> {
+export async function hostOwners(client: pg.Client, hosts: string[]): Promise<Array<{ host: string; slug: string }>> {
   const { rows } = await client.query<{ host: string; slug: string }>(
     `SELECT h.host, t.slug FROM shared.tenant_hosts h JOIN shared.tenants t ON t.id = h.tenant_id
      WHERE h.host = ANY($1::text[]) ORDER BY h.host`,
@@ -163,7 +168,7 @@ async function releaseHosts(client: pg.Client, hosts: string[], tenantId: number
  * A schema name never assigned before: drawn at random and checked against the registry of every
  * name ever assigned (and against existing schemas), drawing again on a collision.
  */
-async function unusedSchemaName(client: pg.Client): Promise<string> {
+export async function unusedSchemaName(client: pg.Client): Promise<string> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const candidate = newTenantSchemaName();
     const { rowCount } = await client.query(
@@ -174,6 +179,26 @@ async function unusedSchemaName(client: pg.Client): Promise<string> {
     if (!rowCount) return candidate;
   }
   throw new TenantCommandError("could not draw an unused schema name in 10 attempts (this should never happen): try again");
+}
+
+/**
+ * Inserts the catalog rows of a tenant whose schema is `schema` (the tenant, its registry row) and
+ * returns the SQL that inserts its hosts (the first one primary), to run in the same transaction.
+ */
+export async function registerTenantSql(
+  client: pg.Client,
+  tenant: { slug: string; name: string; schema: string; hosts: string[] },
+): Promise<string> {
+  // One statement: the registry row and the tenant row reference each other.
+  const { rows } = await client.query<{ id: number }>(
+    `WITH t AS (INSERT INTO shared.tenants (slug, name, schema_name) VALUES ($1, $2, $3) RETURNING id),
+          r AS (INSERT INTO shared.tenant_schemas (schema_name, tenant_id) SELECT $3, id FROM t)
+     SELECT id::int FROM t`,
+    [tenant.slug, tenant.name, tenant.schema],
+  );
+  const id = rows[0]!.id;
+  const hostValues = tenant.hosts.map((h, i) => `(${client.escapeLiteral(h)}, ${id}, ${i === 0})`).join(", ");
+  return `INSERT INTO shared.tenant_hosts (host, tenant_id, is_primary) VALUES ${hostValues};`;
 }
 
 export interface CreateTenantInput {
@@ -229,17 +254,8 @@ export async function createTenant(
     const forced = await claimReleasedHosts(client, hosts, null, input.force ?? false);
     if (forced.length) input.onForced?.(forced);
     const schema = await unusedSchemaName(client);
-    // One statement: the registry row and the tenant row reference each other.
-    const { rows } = await client.query<{ id: number }>(
-      `WITH t AS (INSERT INTO shared.tenants (slug, name, schema_name) VALUES ($1, $2, $3) RETURNING id),
-            r AS (INSERT INTO shared.tenant_schemas (schema_name, tenant_id) SELECT $3, id FROM t)
-       SELECT id::int FROM t`,
-      [input.slug, name, schema],
-    );
-    const id = rows[0]!.id;
-    const hostValues = hosts.map((h, i) => `(${client.escapeLiteral(h)}, ${id}, ${i === 0})`).join(", ");
     const ddl = [
-      `INSERT INTO shared.tenant_hosts (host, tenant_id, is_primary) VALUES ${hostValues};`,
+      await registerTenantSql(client, { slug: input.slug, name, schema, hosts }),
       `CREATE SCHEMA ${quoteIdent(schema)};`,
       tenantCreationGrantSql(schema, roles),
       ...migrations.tenant.map((m) => migrationSql(m, schema)),
