@@ -382,7 +382,13 @@ async function inspect(client: pg.Client, sharedTables: string[]): Promise<Inspe
     if (isTable(r)) {
       const to = side.get(r.name)!;
       tables.push({ name: r.name, to });
-      objects.push({ kind, name: r.name, to, with: withTable(r.name) || undefined });
+      objects.push({
+        kind,
+        name: r.name,
+        to,
+        with: withTable(r.name) || undefined,
+        note: to === "shared" ? "the Worker cannot read it until it is added to APP_SHARED_TABLES (docs/roles.md)" : undefined,
+      });
       moves.push({ sql: (t) => `ALTER TABLE ${q(r.name)} SET SCHEMA ${target(to, t)};`, to });
       if (to === "shared") {
         sharedNames.push({ name: r.name, of: `table public.${r.name}` });
