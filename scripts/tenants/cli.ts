@@ -81,7 +81,7 @@ for up to that bound some of its visitors may still reach the old tenant (or get
 Slugs: a lowercase letter, then up to 55 lowercase letters, digits or underscores.
 The database is DATABASE_URL (environment or .env); without it, the local one from \`npm run db\`.
 The CLIs connect as the owner; the Worker's role is --app-role, else APP_DATABASE_ROLE, else
-edge_tenants_app (init creates it NOLOGIN, or LOGIN with APP_DATABASE_PASSWORD; see docs/roles.md).
+edge_tenants_app (init and adopt create it NOLOGIN, or LOGIN with APP_DATABASE_PASSWORD; see docs/roles.md).
 Exit codes: 0 done, 1 refused or failed (nothing changed; or changed but not purged, which the
 message says), 2 bad usage.`;
 

@@ -212,6 +212,9 @@ describe.concurrent("refusals leave the database exactly as it was", () => {
       [["adopt", "acme", "--name", "A", "--host", "127.0.0.1"], 1, 'error: invalid host "127.0.0.1"'],
       [["adopt", "--name", "A", "--host", "a.example.com"], 2, "error: usage: npm run tenants -- adopt <slug>"],
     ];
+    const help = await tenantsCli({ databaseUrl }, "--help");
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("adopt <slug> --name <name> --host <host> [--host <host> ...] [--shared <table>,...] [--dry-run] [--json]");
     for (const [args, code, start] of cases) {
       const r = await tenantsCli({ databaseUrl }, ...args);
       expect(r.code, show(r)).toBe(code);
