@@ -4,11 +4,21 @@ import { createMiddleware } from "hono/factory";
 import { bindTenant, catalogDatabase } from "../db/client.ts";
 import type { AppEnv, WorkerConfig } from "../env.ts";
 import { AppError, classifyDatabaseError, databaseUnavailable, errorResponse, logFailure, onError } from "../errors/index.ts";
+import { LruTtlCache } from "../tenancy/cache.ts";
 import { normalizeHost } from "../tenancy/naming.ts";
 import { evictHost, fixedTenant, resolveFromCatalog, resolveTenant, type Resolution } from "../tenancy/resolve.ts";
 
 /** Seconds a client over its new-host lookup limit is told to wait (the limiter's period). */
 export const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
+/**
+ * How long this isolate remembers that the limiter refused a client, and refuses that client's
+ * next lookups itself without asking the limiter again (locally the binding costs more CPU than the
+ * rest of the refusal). A plain value per client, never a promise; at most this long past the
+ * limiter's own window. Hosts known in memory or KV are still served to that client.
+ */
+export const LIMITED_CLIENT_MEMORY_MS = 10_000;
+const limitedClients = new LruTtlCache<string, true>(1_000);
+
 /** Seconds a client is told to wait while the tenant's schema is behind the deployed code. */
 export const SCHEMA_OUTDATED_RETRY_AFTER_SECONDS = 30;
 
@@ -56,8 +66,11 @@ async function resolve(c: Context<AppEnv>, host: string, config: WorkerConfig): 
     },
     async allowCatalogLookup() {
       if (!limiter) return true;
+      if (limitedClients.get(client)) return false;
       try {
-        return (await limiter.limit({ key: client })).success;
+        const { success } = await limiter.limit({ key: client });
+        if (!success) limitedClients.set(client, true, LIMITED_CLIENT_MEMORY_MS);
+        return success;
       } catch (error) {
         // The limiter protects the database; if it fails, serving tenants matters more.
         console.warn(JSON.stringify({ event: "rate_limiter_failed", error: String(error) }));

@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hostCacheKey } from "../../src/tenancy/cache.ts";
-import { resolutionStats } from "../../src/tenancy/resolve.ts";
+import { clearMemoryCache, resolutionStats } from "../../src/tenancy/resolve.ts";
 import { errorCode, newClientIp, request } from "./helpers.ts";
 
 const LIMIT = 20;
@@ -44,6 +44,19 @@ describe("a client asking for many hosts nobody has", () => {
     const known = await request("acme.test", { headers: { "CF-Connecting-IP": client } });
     expect(known.status).toBe(200);
     expect((await request(`${prefix}-other.test`, { headers: { "CF-Connecting-IP": newClientIp() } })).status).toBe(403);
+
+    // A host this isolate has forgotten but KV still holds is known, not new: the limited client
+    // gets it from KV, with no catalog query.
+    clearMemoryCache();
+    expect((await request("acme.test", { headers: { "CF-Connecting-IP": newClientIp() } })).status).toBe(200); // into KV
+    clearMemoryCache();
+    const catalogBeforeKnown = resolutionStats.catalogQueries;
+    const fromKv = await request("acme.test", { headers: { "CF-Connecting-IP": client } });
+    expect(fromKv.status).toBe(200);
+    expect(((await fromKv.json()) as { slug: string }).slug).toBe("acme");
+    expect(resolutionStats.catalogQueries).toBe(catalogBeforeKnown);
+    // ... and is still refused for the next new host.
+    expect((await request(`${prefix}-later.test`, { headers: { "CF-Connecting-IP": client } })).status).toBe(429);
   });
 
   it("a host already answered from memory is not looked up again, so it never counts against the limit", async () => {
