@@ -264,12 +264,24 @@ const RELKIND: Record<string, string> = {
 
 const TYPTYPE: Record<string, string> = { e: "enum type", c: "composite type", d: "domain", r: "range type", b: "base type", m: "multirange type", p: "pseudo-type" };
 
-/** Names an identifier token of `text` matches (unquoted ones folded to lower case). */
-function identifiersIn(text: string, names: Set<string>): string[] {
+/**
+ * The objects of `public` that `text` (a function body) names: `public.<name>`, or `<name>`
+ * unqualified (resolved through search_path, which finds it in public today). A name qualified by
+ * anything else (`auth.users`, `NEW.title`) is not public's. Unquoted identifiers fold to lower case.
+ * Conservative: a name in a comment or a string counts too (dynamic SQL is text as well).
+ */
+function publicNamesIn(text: string, names: Set<string>): string[] {
   const hits = new Set<string>();
-  for (const m of text.matchAll(/"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)/g)) {
-    const word = m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!.toLowerCase();
-    if (names.has(word)) hits.add(word);
+  const tokens = [...text.matchAll(/"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)|(\.)|(\S)/g)].map((m) =>
+    m[1] !== undefined ? { id: m[1].replace(/""/g, '"') } : m[2] !== undefined ? { id: m[2].toLowerCase() } : { sym: m[3] ?? m[4]! },
+  );
+  for (let i = 0; i < tokens.length; i++) {
+    const word = tokens[i]!.id;
+    if (word === undefined || !names.has(word)) continue;
+    const qualified = tokens[i - 1]?.sym === ".";
+    const qualifier = qualified ? tokens[i - 2]?.id : undefined;
+    if (!qualified) hits.add(word);
+    else if (qualifier === "public") hits.add(`public.${word}`);
   }
   return [...hits].sort();
 }
@@ -460,7 +472,7 @@ async function inspect(client: pg.Client, sharedTables: string[]): Promise<Inspe
       continue;
     }
     const setsPath = (f.config ?? []).find((c) => c.toLowerCase().startsWith("search_path="));
-    const named = f.atomic ? [] : identifiersIn(f.body ?? "", new Set([...movedNames, "public"].filter((n) => !(f.schema === "public" && n === f.name))));
+    const named = f.atomic ? [] : publicNamesIn(f.body ?? "", new Set([...movedNames].filter((n) => !(f.schema === "public" && n === f.name))));
     const qualified = `${f.schema === "public" ? "public" : quoteIdent(f.schema)}.${f.signature}`;
     if (named.length) {
       problems.push(

@@ -100,7 +100,7 @@ describe.concurrent("refusals leave the database exactly as it was", () => {
     );
     const message = await refused(databaseUrl, client, [...ADOPT, "--shared", "plans"]);
     expect(message).toBe(
-      "error: cannot adopt: function public.item_count(owner integer) names items, public in its body, which PostgreSQL keeps as " +
+      "error: cannot adopt: function public.item_count(owner integer) names public.items in its body, which PostgreSQL keeps as " +
         "text and resolves only when the function runs: after the move it would no longer find them; drop it before adopting " +
         "and recreate it in the tenant schema afterwards, or rewrite it without naming tables (in a trigger, use NEW/OLD and TG_TABLE_SCHEMA)",
     );

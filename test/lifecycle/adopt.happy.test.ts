@@ -235,3 +235,19 @@ describe("adopting an app whose tables are at an older tenant migration", () => 
     expect(diffCatalogs("tenant", catalogWithout(adopted, ["relation:published_items", "function:items_trim_title", "trigger:items_trim_title"]), created)).toEqual([]);
   });
 });
+
+describe("functions elsewhere that name tables of their own schema", () => {
+  it("do not block adoption: only public.<x> and unqualified names of moved objects count", async () => {
+    const databaseUrl = await freshDatabase("adopt_other_fn");
+    const client = await connectTo(databaseUrl);
+    await buildAppFixture(client, { users: 20, itemsPerUser: 1 });
+    await client.query(`
+      CREATE SCHEMA auth;
+      CREATE TABLE auth.users (id integer);
+      CREATE FUNCTION auth.user_count() RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT count(*) FROM auth.users); END $$;
+      CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.items := 1; RETURN NEW; END $$;`);
+    const r = await tenantsCli({ databaseUrl }, "adopt", "acme", "--name", "Acme", "--host", "acme.example.com", "--shared", "plans", "--dry-run");
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain("function stamp() [names no object of public");
+  });
+});
