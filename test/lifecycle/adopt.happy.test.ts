@@ -236,8 +236,8 @@ describe("adopting an app whose tables are at an older tenant migration", () => 
   });
 });
 
-describe("functions elsewhere that name tables of their own schema", () => {
-  it("do not block adoption: only public.<x> and unqualified names of moved objects count", async () => {
+describe("function bodies that still resolve after the move", () => {
+  it("do not block adoption: names qualified by another schema or a record, and SQL-standard bodies", async () => {
     const databaseUrl = await freshDatabase("adopt_other_fn");
     const client = await connectTo(databaseUrl);
     await buildAppFixture(client, { users: 20, itemsPerUser: 1 });
@@ -245,9 +245,17 @@ describe("functions elsewhere that name tables of their own schema", () => {
       CREATE SCHEMA auth;
       CREATE TABLE auth.users (id integer);
       CREATE FUNCTION auth.user_count() RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT count(*) FROM auth.users); END $$;
-      CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.items := 1; RETURN NEW; END $$;`);
-    const r = await tenantsCli({ databaseUrl }, "adopt", "acme", "--name", "Acme", "--host", "acme.example.com", "--shared", "plans", "--dry-run");
+      CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.items := 1; RETURN NEW; END $$;
+      -- An SQL-standard body is parsed when created and refers to items by identity, like a view.
+      CREATE FUNCTION published_count() RETURNS bigint LANGUAGE sql
+        BEGIN ATOMIC SELECT count(*) FROM public.items WHERE status = 'published'; END;`);
+    const expected = (await client.query("SELECT published_count() AS n")).rows[0].n;
+    const r = await tenantsCli({ databaseUrl }, "adopt", "acme", "--name", "Acme", "--host", "acme.example.com", "--shared", "plans");
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toContain("function stamp() [names no object of public");
+    expect(r.stdout).toContain("function published_count() [names no object of public");
+    const schema = await schemaOf(client, "acme");
+    expect((await client.query(`SELECT "${schema}".published_count() AS n`)).rows[0].n).toBe(expected);
+    expect((await client.query("SELECT count(*)::int AS n FROM auth.users")).rows[0].n).toBe(0);
   });
 });
