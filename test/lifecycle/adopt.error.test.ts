@@ -93,6 +93,31 @@ describe.concurrent("refusals leave the database exactly as it was", () => {
     );
   });
 
+  it("a type used by tables on both sides, and a function called by triggers on both sides", async () => {
+    const { databaseUrl, client } = await appDatabase(
+      "adopt_both_sides",
+      `ALTER TABLE plans ADD COLUMN default_status item_status;
+       CREATE TRIGGER plans_trim BEFORE INSERT ON plans FOR EACH ROW EXECUTE FUNCTION items_trim_title();`,
+    );
+    const message = await refused(databaseUrl, client, [...ADOPT, "--shared", "plans"]);
+    expect(message).toContain(
+      "enum type public.item_status is used by items (going to the tenant schema) and by plans (going to shared): a type lives " +
+        "in one schema; give each side its own type, or put those tables on the same side",
+    );
+    expect(message).toContain(
+      "function public.items_trim_title() is called by triggers on tables going to the tenant schema and to shared: give each side its own function",
+    );
+  });
+
+  it("a --shared table named like one of the catalog's own (checked after the catalog exists, in the transaction)", async () => {
+    const { databaseUrl, client } = await appDatabase("adopt_clash", "CREATE TABLE tenants (id integer PRIMARY KEY)");
+    const message = await refused(databaseUrl, client, [...ADOPT, "--shared", "plans,tenants"]);
+    expect(message).toBe(
+      "error: cannot adopt: table public.tenants cannot move to shared, which already has an object of that name (the tenant catalog); " +
+        "index tenants_pkey of public.tenants cannot move to shared, which already has an object of that name (the tenant catalog): rename it first",
+    );
+  });
+
   it("a function whose body names a table of public (text, resolved only when it runs)", async () => {
     const { databaseUrl, client } = await appDatabase(
       "adopt_fn_body",
