@@ -33,6 +33,8 @@ export default defineConfig({
                 TEST_OWNER_DATABASE_URL: ownerUrl(inject("databaseUrl"), inject("workerDatabaseUrl")),
                 TEST_STATEMENT_LOG_URL: inject("statementLogUrl"),
                 LOCAL_SQL_ENDPOINT: inject("sqlEndpointUrl"),
+                // A test-only signing key (not a secret anywhere): sessions, API tokens, CSRF tokens.
+                SESSION_SECRET: "test-only-session-secret-0123456789abcdef",
                 // Short isolate TTLs, so tests can watch entries expire.
                 TENANT_MEMORY_TTL_SECONDS: "2",
                 TENANT_NEGATIVE_TTL_SECONDS: "1",

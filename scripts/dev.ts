@@ -4,6 +4,7 @@
 // `--show-url` prints DATABASE_URL with its password, `--unsafe-listen` allows a non-loopback
 // LOCAL_SQL_HOST.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -19,6 +20,11 @@ function fail(message: string): never {
   console.error(`error: ${message}`);
   process.exit(1);
 }
+
+// The key that signs sessions and tokens: SESSION_SECRET from the environment when set (so sessions
+// survive a restart), otherwise a fresh random one per start (everyone signs in again).
+const sessionSecret = process.env.SESSION_SECRET || randomBytes(32).toString("hex");
+if (sessionSecret.length < 32) fail("SESSION_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`), or unset for a random one");
 
 // 1. The database and the endpoint (after checking that every port, wrangler's too, is free).
 let stack: LocalStack;
@@ -64,7 +70,8 @@ const bindingsFile = join(bindingsDir, "worker.env");
 const dotenvValue = (url: string) => `"${url.replace(/[$"'`\\\n\r]/g, (c) => encodeURIComponent(c))}"`;
 writeFileSync(
   bindingsFile,
-  `DATABASE_URL=${dotenvValue(workerDatabaseUrl)}\nLOCAL_SQL_ENDPOINT=${dotenvValue(stack.endpoint.url)}\n`,
+  `DATABASE_URL=${dotenvValue(workerDatabaseUrl)}\nLOCAL_SQL_ENDPOINT=${dotenvValue(stack.endpoint.url)}\n` +
+    `SESSION_SECRET=${dotenvValue(sessionSecret)}\n`,
   { mode: 0o600 },
 );
 const removeBindings = () => rmSync(bindingsDir, { recursive: true, force: true });

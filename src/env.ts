@@ -3,6 +3,7 @@ import type { TenantDatabase } from "./db/client.ts";
 import type { TenantTables } from "./db/schema/tenant.ts";
 import { isValidSchemaName, normalizeHost } from "./tenancy/naming.ts";
 import type { ResolvedTenant } from "./tenancy/resolve.ts";
+import type { Authentication } from "./auth/middleware.ts";
 
 const seconds = (name: string, fallback: number, min = 1) =>
   z.coerce
@@ -40,6 +41,27 @@ export const WorkerConfigSchema = z.object({
     })
     .optional(),
   /**
+   * The key that signs session cookies, API tokens and CSRF tokens (HMAC-SHA256): at least 32
+   * characters of randomness. A secret: `wrangler secret put SESSION_SECRET` in production;
+   * `npm run dev` makes one per start. Unset: sign-in answers 500 misconfigured.
+   */
+  SESSION_SECRET: z
+    .string()
+    .min(32, "SESSION_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    .optional(),
+  /**
+   * The bare domain (e.g. example.com; locally localhost): it shows the public landing page
+   * instead of answering as an unknown tenant. Unset: no host does.
+   */
+  APEX_HOST: z
+    .string()
+    .transform((value, ctx) => {
+      const host = normalizeHost(value);
+      if (!host) ctx.addIssue({ code: "custom", message: `APEX_HOST "${value}" is not a DNS name (e.g. example.com)` });
+      return host ?? "";
+    })
+    .optional(),
+  /**
    * Benchmarks only, and only in local mode (LOCAL_SQL_ENDPOINT set; otherwise ignored with a
    * warning): `cache` (default) resolves through memory, KV and the catalog; `catalog` queries the
    * catalog on every request (the naive approach); `fixed:<schema>` skips resolution entirely.
@@ -67,5 +89,7 @@ export type AppEnv = {
     db: TenantDatabase;
     /** This tenant's tables (the tenant's schema, from the catalog), for the query builder. */
     tables: TenantTables;
+    /** Who is asking, from a session cookie or a bearer token checked against this tenant. */
+    auth: Authentication;
   };
 };

@@ -5,5 +5,6 @@ declare namespace Cloudflare {
     LOCAL_SQL_ENDPOINT?: string;
     TEST_OWNER_DATABASE_URL?: string;
     TEST_STATEMENT_LOG_URL?: string;
+    SESSION_SECRET?: string;
   }
 }

@@ -15,6 +15,8 @@ import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { randomBytes } from "node:crypto";
+import { signCredential } from "../../src/auth/credentials.ts";
 import { connect } from "../db/connect.ts";
 import { getByHost } from "../local/http.ts";
 import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
@@ -64,9 +66,20 @@ const variants: Variant[] = [
 
 const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
 
+// GET /users/{id} needs a signed-in user: each tenant's owner (user 1), with a bearer token signed
+// with this run's key, per variant and host (the fixed variant's tenant has id 0).
+const sessionSecret = randomBytes(32).toString("hex");
+const tokens = new Map<string, string>();
+const tokenFor = async (port: number, host: string, tenantId: number, schema: string) => {
+  const now = Math.floor(Date.now() / 1000);
+  tokens.set(`${port} ${host}`, await signCredential(sessionSecret, { k: "token", t: tenantId, s: schema, u: 1, iat: now, exp: now + 24 * 3600 }));
+};
+
 // Known-tenant traffic comes from clients other than the flooding one.
-const get = (port: number, host: string, path: string, client = "198.51.100.1") =>
-  getByHost(port, host, path, { agent, headers: { "CF-Connecting-IP": client } });
+const get = (port: number, host: string, path: string, client = "198.51.100.1") => {
+  const token = tokens.get(`${port} ${host}`);
+  return getByHost(port, host, path, { agent, headers: { "CF-Connecting-IP": client, ...(token ? { Authorization: `Bearer ${token}` } : {}) } });
+};
 
 async function load(variant: Variant, durationMs: number) {
   const latencies: number[] = [];
@@ -105,7 +118,11 @@ try {
        INSERT INTO "${tenant.schema}".items (title, owner_id) SELECT 'item ' || g, 1 FROM generate_series(1, 3) g;`,
     );
     if (slug === slugs[0]) variants[1]!.resolution = `fixed:${tenant.schema}`;
+    await tokenFor(variants[0]!.port, `${slug}.localhost`, Number(tenant.id), tenant.schema);
+    await tokenFor(variants[2]!.port, `${slug}.localhost`, Number(tenant.id), tenant.schema);
   }
+  const fixedSchema = variants[1]!.resolution.slice("fixed:".length);
+  for (const slug of slugs) await tokenFor(variants[1]!.port, `${slug}.localhost`, 0, fixedSchema);
   await client.end();
 
   for (const variant of variants) {
@@ -115,7 +132,7 @@ try {
         "dev", "--port", String(variant.port), "--inspector-port", String(await freePort()),
         "--persist-to", variant.persist, "--show-interactive-dev-session=false", "--log-level", "error",
         "--var", `DATABASE_URL:${database.url}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`,
-        "--var", `TENANT_RESOLUTION:${variant.resolution}`,
+        "--var", `TENANT_RESOLUTION:${variant.resolution}`, "--var", `SESSION_SECRET:${sessionSecret}`,
       ],
       { stdio: ["ignore", "ignore", "inherit"], detached: true },
     );

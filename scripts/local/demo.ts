@@ -9,13 +9,16 @@ import { migrate } from "../migrations/runner.ts";
 import { purgeLocal } from "../tenants/cache-purge.ts";
 import { createTenant, initDatabase, showTenant } from "../tenants/operations.ts";
 
+/** Every demo user's password (local demo data only); the first user of each tenant is its admin. */
+export const DEMO_PASSWORD = "demo-password";
+
 const DEMO_TENANTS = [
   {
     slug: "acme",
     name: "Acme Corporation",
     host: "acme.localhost",
     users: [
-      { email: "wile@acme.test", fullName: "Wile E. Coyote", items: ["Rocket skates", "Giant magnet"] },
+      { email: "wile@acme.test", fullName: "Wile E. Coyote", items: ["Rocket skates", "Giant magnet"], admin: true },
       { email: "road@acme.test", fullName: "Road Runner", items: ["Birdseed"] },
     ],
   },
@@ -23,7 +26,7 @@ const DEMO_TENANTS = [
     slug: "globex",
     name: "Globex Corporation",
     host: "globex.localhost",
-    users: [{ email: "hank@globex.test", fullName: "Hank Scorpio", items: ["Doomsday device", "Hammock"] }],
+    users: [{ email: "hank@globex.test", fullName: "Hank Scorpio", items: ["Doomsday device", "Hammock"], admin: true }],
   },
 ];
 
@@ -43,7 +46,12 @@ export async function prepareDemoDatabase(url: string, log: (line: string) => vo
         for (const u of demo.users) {
           const [user] = await db
             .insert(users)
-            .values({ email: u.email, fullName: u.fullName, hashedPassword: await hashPassword("demo-password") })
+            .values({
+              email: u.email,
+              fullName: u.fullName,
+              hashedPassword: await hashPassword(DEMO_PASSWORD),
+              role: "admin" in u && u.admin ? "admin" : "member",
+            })
             .returning({ id: users.id });
           await db.insert(items).values(u.items.map((title) => ({ title, ownerId: user!.id, status: "published" as const })));
         }

@@ -4,4 +4,4 @@ import { pgSchema } from "drizzle-orm/pg-core";
 import { defineTenantTables } from "../../src/db/schema/tenant.ts";
 import { PLACEHOLDER_SCHEMA } from "../../src/tenancy/naming.ts";
 
-export const { itemStatus, users, items } = defineTenantTables(pgSchema(PLACEHOLDER_SCHEMA));
+export const { itemStatus, userRole, users, items } = defineTenantTables(pgSchema(PLACEHOLDER_SCHEMA));

@@ -52,6 +52,32 @@ export const UserCreateSchema = z
   })
   .openapi("UserCreate");
 
+export const SignInSchema = z
+  .object({
+    email: z.string().max(320).openapi({ example: "wile@acme.test" }),
+    password: z.string().max(200).openapi({ example: "demo-password" }),
+  })
+  .openapi("SignIn");
+
+export const TokenSchema = z
+  .object({
+    token: z.string().openapi({ description: "Send as `Authorization: Bearer <token>`, at this tenant's host only." }),
+    tokenType: z.literal("Bearer"),
+    expiresAt: z.string().openapi({ format: "date-time" }),
+    user: z.object({ id: z.number().int(), email: z.string(), role: z.enum(["member", "admin"]) }),
+  })
+  .openapi("Token");
+
+export const MeSchema = z
+  .object({ id: z.number().int(), email: z.string(), fullName: z.string().nullable(), role: z.enum(["member", "admin"]) })
+  .openapi("Me");
+
+export const ItemIdParamSchema = z.object({
+  itemId: z.coerce.number().int().min(1).max(2_147_483_647).openapi({ param: { name: "itemId", in: "path" }, example: 1 }),
+});
+
+export const ItemUpdateSchema = z.object({ status: ItemStatusSchema }).openapi("ItemUpdate");
+
 export const TenantSchema = z
   .object({ slug: z.string(), name: z.string(), status: z.enum(["active", "suspended"]) })
   .openapi("Tenant");
@@ -64,6 +90,19 @@ export const PageQuerySchema = z.object({
 export const UserIdParamSchema = z.object({
   userId: z.coerce.number().int().min(1).max(2_147_483_647).openapi({ param: { name: "userId", in: "path" }, example: 1 }),
 });
+
+/** Routes that need a signed-in user: who they accept, and what they answer otherwise. */
+export const signedIn: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { sessionCookie: [] }];
+export const authResponses = {
+  401: {
+    description:
+      "No credential, or one that is not valid at this tenant (`unauthenticated`): expired, tampered with, or issued at another tenant's host",
+    content: { "application/json": { schema: ErrorSchema } },
+  },
+} as const;
+/** 403 for a signed-in user without the right (`forbidden`), beside the tenant's own 403s. */
+export const forbiddenDescription =
+  "Not allowed for this user (`forbidden`), or an unknown (`tenant_not_found`) or suspended (`tenant_suspended`) tenant";
 
 export const errorResponses = {
   400: { description: "Invalid input (`validation_error`) or host (`invalid_host`)", content: { "application/json": { schema: ErrorSchema } } },

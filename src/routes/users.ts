@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import { AppError, sqlState } from "../errors/index.ts";
+import { requireAdmin, requireSelfOrAdmin } from "../auth/middleware.ts";
 import { hashPassword } from "../security/password.ts";
 import { apiRouter } from "./openapi.ts";
 import {
@@ -11,18 +12,27 @@ import {
   UserCreateSchema,
   UserIdParamSchema,
   UserSchema,
+  authResponses,
   errorResponses,
+  forbiddenDescription,
+  signedIn,
   itemJson,
   userJson,
 } from "./schemas.ts";
 
 const json = <T>(schema: T) => ({ "application/json": { schema } });
+/** The common errors, plus 401 and the 403 of a user without the right. */
+const protectedResponses = {
+  ...errorResponses,
+  ...authResponses,
+  403: { description: forbiddenDescription, content: json(ErrorSchema) },
+};
 
 const createUser = createRoute({
   method: "post",
   path: "/users",
   tags: ["users"],
-  summary: "Create a user",
+  summary: "Sign up: create a user (a member; an operator makes admins)",
   request: { body: { content: json(UserCreateSchema), required: true } },
   responses: {
     201: { description: "Created", content: json(UserSchema) },
@@ -35,21 +45,23 @@ const listUsers = createRoute({
   method: "get",
   path: "/users",
   tags: ["users"],
-  summary: "List users with their items",
+  summary: "List users with their items (admins only)",
+  security: signedIn,
   request: { query: PageQuerySchema },
-  responses: { 200: { description: "Users", content: json(UserSchema.array()) }, ...errorResponses },
+  responses: { 200: { description: "Users", content: json(UserSchema.array()) }, ...protectedResponses },
 });
 
 const getUser = createRoute({
   method: "get",
   path: "/users/{userId}",
   tags: ["users"],
-  summary: "Get a user with their items",
+  summary: "Get a user with their items (yourself, or anyone for an admin)",
+  security: signedIn,
   request: { params: UserIdParamSchema },
   responses: {
     200: { description: "The user", content: json(UserSchema) },
     404: { description: "No such user", content: json(ErrorSchema) },
-    ...errorResponses,
+    ...protectedResponses,
   },
 });
 
@@ -57,12 +69,13 @@ const createItem = createRoute({
   method: "post",
   path: "/users/{userId}/items",
   tags: ["items"],
-  summary: "Create an item owned by a user",
+  summary: "Create an item owned by a user (yourself, or anyone for an admin)",
+  security: signedIn,
   request: { params: UserIdParamSchema, body: { content: json(ItemCreateSchema), required: true } },
   responses: {
     201: { description: "Created", content: json(ItemSchema) },
     404: { description: "No such user", content: json(ErrorSchema) },
-    ...errorResponses,
+    ...protectedResponses,
   },
 });
 
@@ -89,6 +102,7 @@ export const userRoutes = apiRouter()
     }
   })
   .openapi(listUsers, async (c) => {
+    requireAdmin(c);
     const { skip, limit } = c.req.valid("query");
     const { users } = c.var.tables;
     const rows = await c.var.db.query.users.findMany({
@@ -101,6 +115,7 @@ export const userRoutes = apiRouter()
   })
   .openapi(getUser, async (c) => {
     const { userId } = c.req.valid("param");
+    requireSelfOrAdmin(c, userId);
     const { users } = c.var.tables;
     const user = await c.var.db.query.users.findFirst({
       where: eq(users.id, userId),
@@ -111,6 +126,7 @@ export const userRoutes = apiRouter()
   })
   .openapi(createItem, async (c) => {
     const { userId } = c.req.valid("param");
+    requireSelfOrAdmin(c, userId);
     const input = c.req.valid("json");
     const { items } = c.var.tables;
     try {

@@ -1,6 +1,7 @@
 // `npm run dev` from nothing: the local stack starts, migrates, seeds the demo tenants, serves
 // them by host (to curl-like clients and to a real browser), and Ctrl-C leaves nothing running.
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { request } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -10,7 +11,31 @@ import { freePort } from "../../scripts/local/postgres.ts";
 import { browserAvailable, launchChromium } from "../support/browser.ts";
 
 
-const get = (port: number, host: string, path: string) => getByHost(port, host, path);
+const get = (port: number, host: string, path: string, headers: Record<string, string> = {}) => getByHost(port, host, path, { headers });
+
+/** A JSON POST to the local Worker with a tenant's Host header. */
+function postJson(port: number, host: string, path: string, body: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const req = request(
+      { host: "127.0.0.1", port, path, method: "POST", headers: { Host: `${host}:${port}`, "Content-Type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (text += d));
+        res.on("end", () => done({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on("error", fail);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** The demo tenant admin's bearer token (the demo users' password is local demo data). */
+async function adminAuth(port: number, host: string, email: string): Promise<Record<string, string>> {
+  const res = await postJson(port, host, "/auth/token", { email, password: "demo-password" });
+  expect(res.status).toBe(200);
+  return { Authorization: `Bearer ${JSON.parse(res.body).token}` };
+}
 
 function processesMentioning(text: string): string[] {
   const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
@@ -64,8 +89,9 @@ describe("npm run dev", () => {
   });
 
   it("serves each demo tenant its own seeded data by host", async () => {
-    const acme = await get(workerPort, "acme.localhost", "/users");
-    const globex = await get(workerPort, "globex.localhost", "/users");
+    expect((await get(workerPort, "acme.localhost", "/users")).status).toBe(401);
+    const acme = await get(workerPort, "acme.localhost", "/users", await adminAuth(workerPort, "acme.localhost", "wile@acme.test"));
+    const globex = await get(workerPort, "globex.localhost", "/users", await adminAuth(workerPort, "globex.localhost", "hank@globex.test"));
     expect(acme.status).toBe(200);
     expect(JSON.parse(acme.body).map((u: { email: string }) => u.email)).toEqual(["wile@acme.test", "road@acme.test"]);
     expect(JSON.parse(globex.body).map((u: { email: string }) => u.email)).toEqual(["hank@globex.test"]);
@@ -78,9 +104,9 @@ describe("npm run dev", () => {
     const browser = await launchChromium();
     try {
       const page = await browser.newPage();
-      const res = await page.goto(`http://globex.localhost:${workerPort}/users`);
+      const res = await page.goto(`http://globex.localhost:${workerPort}/tenant`);
       expect(res?.status()).toBe(200);
-      expect(await page.textContent("body")).toContain("hank@globex.test");
+      expect(await page.textContent("body")).toContain("Globex Corporation");
       const unknown = await page.goto(`http://nobody.localhost:${workerPort}/users`);
       expect(unknown?.status()).toBe(403);
       expect(await page.textContent("h1")).toContain("No tenant answers at nobody.localhost");

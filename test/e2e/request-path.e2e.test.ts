@@ -11,6 +11,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../../scripts/local/postgres.ts";
 import { startSqlEndpoint, type SqlEndpoint } from "../../scripts/sql-endpoint/server.ts";
+import { signCredential } from "../../src/auth/credentials.ts";
 import { normalizeHost } from "../../src/tenancy/naming.ts";
 import { fixtureOwner, fuzzHosts } from "../fixtures/fuzz-hosts.ts";
 
@@ -21,6 +22,9 @@ let output = "";
 let owner: pg.Client;
 let endpoint: SqlEndpoint | undefined;
 let clients = 0;
+/** The Worker's signing key here (a test value), and the burst tenant admin's bearer token. */
+const SESSION_SECRET = "e2e-only-session-secret-0123456789abcdef";
+let burstAuth: Record<string, string> = {};
 const clientIp = () => `198.19.${(++clients >> 8) & 255}.${clients & 255}`;
 
 interface Answer {
@@ -69,10 +73,10 @@ function raw(hostValue: string, path = "/tenant", headers: Record<string, string
 }
 
 /** A normal HTTP request naming a host; `abortAfterMs` cuts it off from the client side. */
-function get(host: string, path = "/tenant", abortAfterMs?: number): Promise<Answer> {
+function get(host: string, path = "/tenant", abortAfterMs?: number, extra: Record<string, string> = {}): Promise<Answer> {
   return new Promise((done) => {
     const req = httpRequest(
-      { host: "127.0.0.1", port, path, headers: { Host: `${host}:${port}`, "CF-Connecting-IP": clientIp() }, agent: false },
+      { host: "127.0.0.1", port, path, headers: { Host: `${host}:${port}`, "CF-Connecting-IP": clientIp(), ...extra }, agent: false },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
@@ -104,6 +108,7 @@ beforeAll(async () => {
       "dev", "--port", String(port), "--inspector-port", String(await freePort()), "--persist-to", join(scratch, "state"),
       "--show-interactive-dev-session=false", "--log-level", "error",
       "--var", `DATABASE_URL:${inject("workerDatabaseUrl")}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`,
+      "--var", `SESSION_SECRET:${SESSION_SECRET}`,
     ],
     { stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
@@ -148,17 +153,23 @@ async function addHost(slug: string, host: string) {
 
 describe("concurrent first requests under wrangler dev", () => {
   beforeAll(async () => {
-    const { rows } = await owner.query<{ schema_name: string }>("SELECT schema_name FROM shared.tenants WHERE slug = 'burst'");
+    const { rows } = await owner.query<{ id: string; schema_name: string }>("SELECT id, schema_name FROM shared.tenants WHERE slug = 'burst'");
+    const schema = rows[0]!.schema_name;
     await owner.query(
-      `INSERT INTO "${rows[0]!.schema_name}".users (email, hashed_password) VALUES ('owner@burst.test', 'x') ON CONFLICT DO NOTHING`,
+      `INSERT INTO "${schema}".users (email, hashed_password, role) VALUES ('owner@burst.test', 'x', 'admin') ON CONFLICT DO NOTHING`,
     );
+    // GET /users is for admins: a token for the seeded admin, signed with the key this Worker has.
+    const user = await owner.query<{ id: number }>(`SELECT id FROM "${schema}".users WHERE email = 'owner@burst.test'`);
+    const now = Math.floor(Date.now() / 1000);
+    const token = await signCredential(SESSION_SECRET, { k: "token", t: Number(rows[0]!.id), s: schema, u: user.rows[0]!.id, iat: now, exp: now + 3600 });
+    burstAuth = { Authorization: `Bearer ${token}` };
   });
 
   it("answers 20 bursts of 12 requests for unknown hosts all 403 tenant_not_found in the JSON shape", async () => {
     const wrong: Answer[] = [];
     for (let burst = 0; burst < 20; burst++) {
       const host = `nobody-${unique()}.test`;
-      for (const a of await Promise.all(Array.from({ length: 12 }, () => get(host, "/users")))) {
+      for (const a of await Promise.all(Array.from({ length: 12 }, () => get(host, "/users", undefined, burstAuth)))) {
         if (!(a.status === 403 && /application\/json/.test(a.headers["content-type"] ?? "") && JSON.parse(a.body).error.code === "tenant_not_found")) wrong.push(a);
       }
     }
@@ -170,7 +181,7 @@ describe("concurrent first requests under wrangler dev", () => {
     for (let burst = 0; burst < 10; burst++) {
       const host = `e${burst}-${unique()}.burst.test`;
       await addHost("burst", host);
-      for (const a of await Promise.all(Array.from({ length: 12 }, () => get(host, "/users")))) {
+      for (const a of await Promise.all(Array.from({ length: 12 }, () => get(host, "/users", undefined, burstAuth)))) {
         if (!(a.status === 200 && isBurstUsers(a.body))) wrong.push(a);
       }
     }
@@ -182,8 +193,8 @@ describe("concurrent first requests under wrangler dev", () => {
     for (let round = 0; round < 5; round++) {
       const host = `x${round}-${unique()}.burst.test`;
       await addHost("burst", host);
-      const first = get(host, "/users", 2);
-      const others = Array.from({ length: 8 }, () => get(host, "/users"));
+      const first = get(host, "/users", 2, burstAuth);
+      const others = Array.from({ length: 8 }, () => get(host, "/users", undefined, burstAuth));
       await first;
       for (const a of await Promise.all(others)) if (!(a.status === 200 && isBurstUsers(a.body))) wrong.push(a);
     }

@@ -84,6 +84,7 @@ describe("two at once", () => {
     expect(ledgerRows).toEqual([
       { migration: "0000_init", n: 1 },
       { migration: "0001_item_status", n: 1 },
+      { migration: "0002_user_role", n: 1 },
     ]);
   });
 

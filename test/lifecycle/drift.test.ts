@@ -42,7 +42,7 @@ it("a database upgraded from the oldest migrations matches a freshly initialized
 
   const upgrade = await ok(migrateCli({ databaseUrl: urlA }));
   expect(upgrade.stdout).toContain("Migrated:");
-  expect(upgrade.stdout).toContain("tenant: 0001_item_status -> acme, globex");
+  expect(upgrade.stdout).toContain("tenant: 0001_item_status, 0002_user_role -> acme, globex");
 
   // B: initialized at head with tenants of the same slugs.
   const urlB = await freshDatabase("drift_fresh");
@@ -80,7 +80,7 @@ it("a database upgraded from the oldest migrations matches a freshly initialized
   // Sanity: the comparison covered real content.
   const acme = await schemaCatalog(clientB, schemasB.acme!);
   const s = schemasB.acme!;
-  expect(acme.enums).toEqual(["item_status (draft, published, archived)"]);
+  expect(acme.enums).toEqual(["item_status (draft, published, archived)", "user_role (member, admin)"]);
   expect(acme.columns).toContain(`items.status ${s}.item_status udt=${s}.item_status NOT NULL DEFAULT 'draft'::${s}.item_status`);
   expect(acme.indexes.length).toBeGreaterThanOrEqual(3);
   expect(acme.constraints.some((c) => c.includes(`FOREIGN KEY (owner_id) REFERENCES ${s}.users(id) ON DELETE CASCADE`))).toBe(true);

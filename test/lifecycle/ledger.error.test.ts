@@ -74,14 +74,15 @@ describe("migration files that break the rules", () => {
   it("a .sql file missing from meta/_journal.json is refused, nothing applied", async () => {
     const { databaseUrl, client } = await initialized("ledger_journal", ["acme"]);
     const migrationsDir = fixtureMigrations();
-    addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
+    const tag = addMigration(migrationsDir, "tenant", "note", ['ALTER TABLE "tenant"."items" ADD COLUMN "note" text;']);
+    const unlisted = `${String(Number(tag.slice(0, 4)) + 1).padStart(4, "0")}_unlisted`;
     // Listed in the journal, but the file is gone; and another file is not listed.
-    renameSync(join(migrationsDir, "tenant", "0002_note.sql"), join(migrationsDir, "tenant", "0003_unlisted.sql"));
+    renameSync(join(migrationsDir, "tenant", `${tag}.sql`), join(migrationsDir, "tenant", `${unlisted}.sql`));
     const before = await databaseState(client);
     const r = await migrateCli({ databaseUrl, migrationsDir });
     expect(r.code, show(r)).toBe(1);
     expect(r.stderr).toContain(
-      "error: migrations/tenant: 0003_unlisted not in meta/_journal.json; meta/_journal.json lists missing file(s) 0002_note",
+      `error: migrations/tenant: ${unlisted} not in meta/_journal.json; meta/_journal.json lists missing file(s) ${tag}`,
     );
     expect(await databaseState(client)).toEqual(before);
   });
@@ -130,7 +131,7 @@ describe("tenants create while the database is behind head", () => {
     const { rows } = await client.query("SELECT migration FROM public.schema_migrations WHERE schema_name = $1 ORDER BY 1", [
       await schemaOf(client, "initech"),
     ]);
-    expect(rows.map((x) => x.migration)).toEqual(["0000_init", "0001_item_status", tag]);
+    expect(rows.map((x) => x.migration)).toEqual(["0000_init", "0001_item_status", "0002_user_role", tag]);
   });
 
   it("a pending shared migration refuses create too", async () => {

@@ -44,17 +44,21 @@ describe("GET /openapi.json", () => {
       Object.entries(doc.paths).map(([path, item]) => [path, Object.keys(item).filter((k) => HTTP_METHODS.includes(k)).sort()]),
     );
     expect(routes).toEqual({
+      "/auth/token": ["post"],
+      "/me": ["get"],
       "/users": ["get", "post"],
       "/users/{userId}": ["get"],
       "/users/{userId}/items": ["post"],
       "/items": ["get"],
+      "/items/{itemId}": ["delete", "patch"],
       "/tenant": ["get"],
     });
   });
 
   it("documents, on every tenant route, each error status and code the request path can answer", () => {
     // Route-specific codes (404 user_not_found, 409 email_taken) are documented where they occur.
-    const routeSpecific = new Set(["not_found", "user_not_found", "email_taken"]);
+    // So are those of signing in: 401 and 403 forbidden where a route needs a user, CSRF on forms.
+    const routeSpecific = new Set(["not_found", "user_not_found", "item_not_found", "email_taken", "unauthenticated", "invalid_credentials", "forbidden", "csrf_failed"]);
     const everywhere = Object.entries(ERROR_STATUS).filter(([code]) => !routeSpecific.has(code));
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(item)) {
@@ -113,6 +117,30 @@ describe("GET /openapi.json", () => {
     const user = doc.components.schemas.User as { properties: Record<string, unknown> };
     expect(Object.keys(user.properties)).not.toContain("password");
     expect(Object.keys(user.properties)).not.toContain("hashedPassword");
+  });
+});
+
+describe("authentication in the document", () => {
+  type Doc = { components: { securitySchemes?: Record<string, { type: string; scheme?: string; in?: string; name?: string }> } };
+  type Op = { security?: Array<Record<string, string[]>>; responses: Record<string, { description?: string }> };
+  const op = (path: string, method: string) => doc.paths[path]![method] as unknown as Op;
+
+  it("declares the bearer token and the session cookie", () => {
+    const schemes = (doc as unknown as Doc).components.securitySchemes;
+    expect(schemes?.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(schemes?.sessionCookie).toMatchObject({ type: "apiKey", in: "cookie", name: "session" });
+  });
+
+  it("marks the routes that need a user, with their 401 (and 403 forbidden); sign-up and sign-in need none", () => {
+    for (const [path, method] of [["/users", "get"], ["/users/{userId}", "get"], ["/users/{userId}/items", "post"], ["/items", "get"], ["/items/{itemId}", "patch"], ["/items/{itemId}", "delete"], ["/me", "get"]]) {
+      expect(op(path!, method!).security, `${method} ${path}`).toEqual([{ bearerAuth: [] }, { sessionCookie: [] }]);
+      expect(op(path!, method!).responses["401"]?.description, `${method} ${path}`).toContain("unauthenticated");
+    }
+    expect(op("/users", "get").responses["403"]?.description).toContain("forbidden");
+    expect(op("/users", "post").security).toBeUndefined();
+    expect(op("/auth/token", "post").security).toBeUndefined();
+    expect(op("/auth/token", "post").responses["401"]?.description).toContain("invalid_credentials");
+    expect(op("/auth/token", "post").responses["429"]?.description).toContain("Retry-After");
   });
 });
 

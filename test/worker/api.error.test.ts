@@ -3,12 +3,15 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/index.ts";
+import { adminToken } from "./helpers.ts";
 
 type ErrorBody = { error: { code: string; message: string; requestId: string; details?: { field: string; message: string }[] } };
 
+/** As an admin of the tenant (who may read and write every user's data). */
 async function send(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}) {
+  const headers = { Authorization: `Bearer ${await adminToken("api.test")}`, ...init.headers };
   const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(`http://api.test${path}`, { method, ...init }), env, ctx);
+  const res = await app.fetch(new Request(`http://api.test${path}`, { method, ...init, headers }), env, ctx);
   await waitOnExecutionContext(ctx);
   return res;
 }

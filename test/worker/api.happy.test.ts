@@ -4,14 +4,16 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/index.ts";
+import { adminToken } from "./helpers.ts";
 
 type Item = { id: number; title: string; description: string | null; status: string; ownerId: number; createdAt: string };
 type User = { id: number; email: string; fullName: string | null; isActive: boolean; createdAt: string; items: Item[] };
 type ErrorBody = { error: { code: string; message: string; requestId: string; details?: unknown } };
 
+/** As an admin of the tenant (who may read and write every user's data), unless headers say otherwise. */
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const ctx = createExecutionContext();
-  const init: RequestInit = { method, headers: { ...headers } };
+  const init: RequestInit = { method, headers: { Authorization: `Bearer ${await adminToken("api.test")}`, ...headers } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     (init.headers as Record<string, string>)["Content-Type"] = "application/json";

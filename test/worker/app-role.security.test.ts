@@ -5,7 +5,7 @@
 import { neon, neonConfig, type NeonQueryFunction } from "@neondatabase/serverless";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { request } from "./helpers.ts";
+import { adminToken, request } from "./helpers.ts";
 
 function workerSql(): NeonQueryFunction<false, false> {
   neonConfig.fetchEndpoint = () => env.LOCAL_SQL_ENDPOINT!;
@@ -59,7 +59,7 @@ describe("the Worker's database role", () => {
     expect(outcomes).toEqual(Object.fromEntries(statements.map((st) => [st, "42501"]))); // insufficient_privilege
 
     // Nothing was touched: the tenant still serves.
-    const res = await request("api.test", { path: "/users" });
+    const res = await request("api.test", { token: await adminToken("api.test"), path: "/users" });
     expect(res.status).toBe(200);
   });
 

@@ -7,7 +7,8 @@ import { hostCacheKey } from "../../src/tenancy/cache.ts";
 import { evictHost, resolveTenant, resolutionStats } from "../../src/tenancy/resolve.ts";
 import { catalogDatabase } from "../../src/db/client.ts";
 import { WorkerConfigSchema } from "../../src/env.ts";
-import { ident, newClientIp, ownerSql, schemaOf } from "./helpers.ts";
+import { hashPassword } from "../../src/security/password.ts";
+import { ident, newClientIp, ownerSql, schemaOf, signInAs } from "./helpers.ts";
 
 type Answer = { status: number; contentType: string | null; body: string };
 
@@ -45,18 +46,23 @@ function isBurstUsers(body: string): boolean {
   }
 }
 
+/** The burst tenant's admin (its one user): GET /users needs one. */
+let auth: Record<string, string> = {};
+
 describe("concurrent first requests for a host", () => {
   beforeAll(async () => {
     await ownerSql().query(
-      `INSERT INTO ${ident(await schemaOf("burst"))}.users (email, hashed_password) VALUES ('owner@burst.test', 'x') ON CONFLICT DO NOTHING`,
+      `INSERT INTO ${ident(await schemaOf("burst"))}.users (email, hashed_password, role) VALUES ('owner@burst.test', $1, 'admin') ON CONFLICT DO NOTHING`,
+      [await hashPassword("burst password")],
     );
+    auth = { Authorization: `Bearer ${await signInAs("burst.test", "owner@burst.test", "burst password")}` };
   });
 
   it("answers every request of 20 bursts of 12 for unknown hosts 403 tenant_not_found, in the JSON shape", async () => {
     const wrong: Answer[] = [];
     for (let burst = 0; burst < 20; burst++) {
       const host = `nobody-${unique()}.test`;
-      const answers = await Promise.all(Array.from({ length: 12 }, () => send(host, "/users")));
+      const answers = await Promise.all(Array.from({ length: 12 }, () => send(host, "/users", { headers: auth })));
       for (const a of answers) {
         const ok = a.status === 403 && /application\/json/.test(a.contentType ?? "") && JSON.parse(a.body).error.code === "tenant_not_found";
         if (!ok) wrong.push(a);
@@ -70,7 +76,7 @@ describe("concurrent first requests for a host", () => {
     for (let burst = 0; burst < 10; burst++) {
       const host = `b${burst}-${unique()}.burst.test`;
       await addHost("burst", host);
-      const answers = await Promise.all(Array.from({ length: 12 }, () => send(host, "/users")));
+      const answers = await Promise.all(Array.from({ length: 12 }, () => send(host, "/users", { headers: auth })));
       for (const a of answers) {
         const ok = a.status === 200 && isBurstUsers(a.body);
         if (!ok) wrong.push(a);
@@ -89,13 +95,13 @@ describe("concurrent first requests for a host", () => {
         [`nobody-${unique()}.test`, "tenant_not_found"],
       ] as const) {
         const abort = new AbortController();
-        const first = send(host, "/users", { signal: abort.signal }).catch((error: unknown) => ({
+        const first = send(host, "/users", { signal: abort.signal, headers: auth }).catch((error: unknown) => ({
           status: -1,
           contentType: null,
           body: String(error),
         }));
         await new Promise((r) => setTimeout(r, 1));
-        const others = Array.from({ length: 8 }, () => send(host, "/users"));
+        const others = Array.from({ length: 8 }, () => send(host, "/users", { headers: auth }));
         abort.abort();
         await first;
         for (const a of await Promise.all(others)) {

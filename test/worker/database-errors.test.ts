@@ -3,7 +3,7 @@
 // query's parameters. Real errors: raised by PostgreSQL (a trigger with the SQLSTATE a shutting-down
 // or overloaded server sends, a CHECK constraint), through the real endpoint and driver.
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { errorCode, ident, ownerSql, request, schemaOf } from "./helpers.ts";
+import { adminToken, errorCode, ident, ownerSql, request, schemaOf } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -24,7 +24,7 @@ beforeAll(async () => {
   await sql.query(`CREATE TRIGGER raise_title_state BEFORE INSERT ON ${schema}.items FOR EACH ROW EXECUTE FUNCTION ${schema}.raise_title_state()`);
   await sql.query(`ALTER TABLE ${schema}.users DROP CONSTRAINT IF EXISTS users_not_blocked`);
   await sql.query(`ALTER TABLE ${schema}.users ADD CONSTRAINT users_not_blocked CHECK (email NOT LIKE '%@blocked.test')`);
-  const res = await request("faulty.test", { path: "/users", method: "POST", body: { email: `f${Date.now()}@faulty.test`, password: "long enough" } });
+  const res = await request("faulty.test", { token: await adminToken("faulty.test"), path: "/users", method: "POST", body: { email: `f${Date.now()}@faulty.test`, password: "long enough" } });
   expect(res.status).toBe(201);
   userId = (await res.json<{ id: number }>()).id;
 });
@@ -33,7 +33,7 @@ describe("SQLSTATEs of a database that cannot serve us", () => {
   for (const state of ["57P01", "57P02", "57P03", "53300", "08006", "08001"]) {
     it(`${state} is 503 database_unavailable with Retry-After`, async () => {
       vi.spyOn(console, "error").mockImplementation(() => {});
-      const res = await request("faulty.test", { path: `/users/${userId}/items`, method: "POST", body: { title: state } });
+      const res = await request("faulty.test", { token: await adminToken("faulty.test"), path: `/users/${userId}/items`, method: "POST", body: { title: state } });
       expect(res.status).toBe(503);
       expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
       expect(await errorCode(res)).toBe("database_unavailable");
@@ -42,7 +42,7 @@ describe("SQLSTATEs of a database that cannot serve us", () => {
 
   it("a query error (22012) stays 500 internal_error, without Retry-After", async () => {
     vi.spyOn(console, "error").mockImplementation(() => {});
-    const res = await request("faulty.test", { path: `/users/${userId}/items`, method: "POST", body: { title: "22012" } });
+    const res = await request("faulty.test", { token: await adminToken("faulty.test"), path: `/users/${userId}/items`, method: "POST", body: { title: "22012" } });
     expect(res.status).toBe(500);
     expect(res.headers.get("Retry-After")).toBeNull();
     expect(await errorCode(res)).toBe("internal_error");
@@ -58,7 +58,7 @@ describe("logs of a failing query", () => {
       });
     }
     const email = `secret.person.${Date.now()}@blocked.test`;
-    const res = await request("faulty.test", { path: "/users", method: "POST", body: { email, password: "correct horse battery", fullName: "Secret Person" } });
+    const res = await request("faulty.test", { token: await adminToken("faulty.test"), path: "/users", method: "POST", body: { email, password: "correct horse battery", fullName: "Secret Person" } });
     expect(res.status).toBe(500);
     expect(await errorCode(res)).toBe("internal_error");
     const requestId = res.headers.get("X-Request-Id")!;
@@ -81,7 +81,7 @@ describe("a response over the database's size limit", () => {
        INSERT INTO ${schema}.items (title, description, owner_id) SELECT 'huge', repeat('x', 11 * 1024 * 1024), id FROM u RETURNING owner_id`,
     )) as Array<{ owner_id: number }>;
     vi.spyOn(console, "error").mockImplementation(() => {});
-    const res = await request("bulky.test", { path: `/users/${rows[0]!.owner_id}` });
+    const res = await request("bulky.test", { token: await adminToken("bulky.test"), path: `/users/${rows[0]!.owner_id}` });
     expect(res.status).toBe(500);
     expect(await errorCode(res)).toBe("response_too_large");
     expect(res.headers.get("Retry-After")).toBeNull();

@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { hostCacheKey } from "../../src/tenancy/cache.ts";
 import { clearMemoryCache, putRawMemoryEntry, resolutionStats } from "../../src/tenancy/resolve.ts";
-import { errorCode, request, schemaOf } from "./helpers.ts";
+import { adminToken, errorCode, request, schemaOf } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -26,7 +26,7 @@ describe("cache entries are validated when read", () => {
       const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
       await env.TENANT_CACHE.put(hostCacheKey(KVCHECK), value);
       const before = resolutionStats.catalogQueries;
-      const res = await request(KVCHECK, { path: "/users" });
+      const res = await request(KVCHECK, { token: await adminToken(KVCHECK), path: "/users" });
       expect(res.status).toBe(200);
       expect((await request(KVCHECK, { path: "/tenant" })).status).toBe(200);
       expect(resolutionStats.catalogQueries).toBeGreaterThan(before);
@@ -41,7 +41,7 @@ describe("cache entries are validated when read", () => {
   it("ignores a malformed entry in isolate memory and asks again", async () => {
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     putRawMemoryEntry(KVCHECK, { id: 1, slug: "kvcheck", name: "x", schema: "pg_catalog", status: "active" });
-    const res = await request(KVCHECK, { path: "/users" });
+    const res = await request(KVCHECK, { token: await adminToken(KVCHECK), path: "/users" });
     expect(res.status).toBe(200);
     expect(warn.mock.calls.map((c) => c.join(" ")).join("\n")).toMatch(/tenant_cache_entry_ignored.*memory/);
   });
@@ -61,8 +61,9 @@ describe("TENANT_RESOLUTION (benchmarks only)", () => {
 
   it("takes a schema name, checked against the strict pattern, not a slug", async () => {
     const schema = await schemaOf("acme");
-    const fixed = await request(`anything-${Date.now()}.test`, { bindings: { ...env, TENANT_RESOLUTION: `fixed:${schema}` }, path: "/users" });
+    const fixed = await request(`anything-${Date.now()}.test`, { bindings: { ...env, TENANT_RESOLUTION: `fixed:${schema}` }, path: "/tenant" });
     expect(fixed.status).toBe(200);
+    expect(await fixed.json()).toMatchObject({ slug: "fixed" });
     for (const bad of ["fixed:acme", "fixed:public", 'fixed:tenant_x"y', "fixed:"]) {
       const res = await request("acme.test", { bindings: { ...env, TENANT_RESOLUTION: bad } });
       expect(res.status).toBe(500);

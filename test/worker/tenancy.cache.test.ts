@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hostCacheKey } from "../../src/tenancy/cache.ts";
 import { resolutionStats } from "../../src/tenancy/resolve.ts";
-import { errorCode, ident, ownerSql, request, schemaOf } from "./helpers.ts";
+import { adminToken, errorCode, ident, ownerSql, request, schemaOf } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // The test bindings (vitest.config.ts) set 2 s for known hosts and 1 s for unknown ones in memory.
@@ -73,19 +73,19 @@ describe("tenant resolution caching", () => {
   });
 
   it("answers a tenant dropped while cached as unknown, and evicts it from memory and KV", async () => {
-    expect((await request("doomed.test", { path: "/users" })).status).toBe(200);
+    expect((await request("doomed.test", { token: await adminToken("doomed.test"), path: "/users" })).status).toBe(200);
     expect(await kvExpiration("doomed.test")).toBeDefined();
     const db = sql();
     await db.query(`DROP SCHEMA ${ident(await schemaOf("doomed"))} CASCADE`);
     await db.query("DELETE FROM shared.tenants WHERE slug = 'doomed'");
 
-    const res = await request("doomed.test", { path: "/users" });
+    const res = await request("doomed.test", { token: await adminToken("doomed.test"), path: "/users" });
     expect(res.status).toBe(403);
     expect(await errorCode(res)).toBe("tenant_not_found");
     expect(await kvExpiration("doomed.test")).toBeUndefined();
 
     const before = resolutionStats.catalogQueries;
-    const again = await request("doomed.test", { path: "/users" });
+    const again = await request("doomed.test", { token: await adminToken("doomed.test"), path: "/users" });
     expect(again.status).toBe(403);
     expect(resolutionStats.catalogQueries).toBe(before + 1); // memory was evicted too: asked the catalog
   });
@@ -101,7 +101,7 @@ describe("database unreachable", () => {
     expect(Number(down.headers.get("Retry-After"))).toBeGreaterThan(0);
     expect(await errorCode(down)).toBe("database_unavailable");
 
-    const up = await request("umbrella.test", { path: "/users" });
+    const up = await request("umbrella.test", { token: await adminToken("umbrella.test"), path: "/users" });
     expect(up.status).toBe(200);
   });
 });

@@ -1,6 +1,6 @@
 // Each host sees only its own tenant's data, however requests interleave.
 import { describe, expect, it } from "vitest";
-import { request } from "./helpers.ts";
+import { adminToken, request, signInAs } from "./helpers.ts";
 
 type User = { id: number; email: string; items: Array<{ title: string }> };
 
@@ -16,20 +16,23 @@ describe("tenant isolation", () => {
     const globexUser = await createUser("globex.test", "hank@globex.test");
     expect(acmeUser.id).toBe(1);
     expect(globexUser.id).toBe(1);
+    // Each tenant's first user is made its admin (as an operator would) and signs in there.
+    const acmeToken = await signInAs("acme.test", "road.runner@acme.test", "correct-horse", { admin: true });
+    const globexToken = await signInAs("globex.test", "hank@globex.test", "correct-horse", { admin: true });
 
-    const item = await request("acme.test", { path: "/users/1/items", method: "POST", body: { title: "Rocket skates" } });
+    const item = await request("acme.test", { token: acmeToken, path: "/users/1/items", method: "POST", body: { title: "Rocket skates" } });
     expect(item.status).toBe(201);
 
-    const acme = await (await request("acme.test", { path: "/users/1" })).json<User>();
-    const globex = await (await request("globex.test", { path: "/users/1" })).json<User>();
+    const acme = await (await request("acme.test", { token: acmeToken, path: "/users/1" })).json<User>();
+    const globex = await (await request("globex.test", { token: globexToken, path: "/users/1" })).json<User>();
     expect(acme.email).toBe("road.runner@acme.test");
     expect(acme.items.map((i) => i.title)).toEqual(["Rocket skates"]);
     expect(globex.email).toBe("hank@globex.test");
     expect(globex.items).toEqual([]);
 
-    const globexItems = await (await request("globex.test", { path: "/items" })).json<unknown[]>();
+    const globexItems = await (await request("globex.test", { token: globexToken, path: "/items" })).json<unknown[]>();
     expect(globexItems).toEqual([]);
-    const globexUsers = await (await request("globex.test", { path: "/users" })).json<User[]>();
+    const globexUsers = await (await request("globex.test", { token: globexToken, path: "/users" })).json<User[]>();
     expect(globexUsers.map((u) => u.email)).toEqual(["hank@globex.test"]);
   });
 
@@ -57,10 +60,10 @@ describe("tenant isolation", () => {
           return { slug, ok: res.status === 200 && (await res.json<{ slug: string }>()).slug === slug };
         }
         if (kind === 1) {
-          const res = await request(host, { path: "/users/1/items", method: "POST", body: { title: `${slug}-item-${i}` } });
+          const res = await request(host, { token: await adminToken(host), path: "/users/1/items", method: "POST", body: { title: `${slug}-item-${i}` } });
           return { slug, ok: res.status === 201 };
         }
-        const res = await request(host, { path: "/users/1" });
+        const res = await request(host, { token: await adminToken(host), path: "/users/1" });
         const user = await res.json<User>();
         return { slug, ok: res.status === 200 && user.email === `owner@${slug}.test` && user.items.every((it) => it.title.startsWith(`${slug}-`)) };
       }),
@@ -68,7 +71,7 @@ describe("tenant isolation", () => {
     expect(results.filter((r) => !r.ok)).toEqual([]);
 
     for (const slug of slugs) {
-      const items = await (await request(`${slug}.test`, { path: "/items?limit=100" })).json<Array<{ title: string }>>();
+      const items = await (await request(`${slug}.test`, { token: await adminToken(`${slug}.test`), path: "/items?limit=100" })).json<Array<{ title: string }>>();
       const expected = calls.filter((c) => c.slug === slug && c.kind === 1).length;
       expect(items).toHaveLength(expected);
       expect(items.every((it) => it.title.startsWith(`${slug}-item-`))).toBe(true);

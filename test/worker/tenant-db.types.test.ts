@@ -47,7 +47,7 @@ describe("the tenant-bound client", () => {
     const config = WorkerConfigSchema.parse(env);
     const { db, tables } = bindTenant(config, fixedTenant(await schemaOf("acme")));
     expect(Object.keys(db.query).sort()).toEqual(["items", "users"]);
-    expect(Object.keys(tables).sort()).toEqual(["itemStatus", "items", "itemsRelations", "users", "usersRelations"]);
+    expect(Object.keys(tables).sort()).toEqual(["itemStatus", "items", "itemsRelations", "userRole", "users", "usersRelations"]);
   });
 
   it("refuses to bind a schema name outside the strict pattern", () => {

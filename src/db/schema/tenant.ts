@@ -8,6 +8,8 @@ import { LruTtlCache } from "../../tenancy/cache.ts";
 
 export function defineTenantTables(schema: PgSchema) {
   const itemStatus = schema.enum("item_status", ["draft", "published", "archived"]);
+  /** What a user may do in their tenant: `admin` may also list every user. */
+  const userRole = schema.enum("user_role", ["member", "admin"]);
 
   const users = schema.table("users", {
     id: serial("id").primaryKey(),
@@ -15,6 +17,7 @@ export function defineTenantTables(schema: PgSchema) {
     fullName: text("full_name"),
     hashedPassword: text("hashed_password").notNull(),
     isActive: boolean("is_active").notNull().default(true),
+    role: userRole("role").notNull().default("member"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true })
       .notNull()
@@ -38,7 +41,7 @@ export function defineTenantTables(schema: PgSchema) {
     owner: one(users, { fields: [items.ownerId], references: [users.id] }),
   }));
 
-  return { itemStatus, users, items, usersRelations, itemsRelations };
+  return { itemStatus, userRole, users, items, usersRelations, itemsRelations };
 }
 
 export type TenantTables = ReturnType<typeof defineTenantTables>;
