@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { getByHost } from "../../scripts/local/http.ts";
+import { signCredential } from "../../src/auth/credentials.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
 import { buildAppFixture } from "../fixtures/single-tenant-app.ts";
 import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
@@ -17,12 +18,14 @@ const key = randomBytes(4).toString("hex");
 const HOST = `adopted${key}.localhost`;
 const APP_ROLE = `adopt_app_${key}`;
 const APP_PASSWORD = randomBytes(18).toString("base64url");
+/** The Worker's signing key for this run (npm run dev takes SESSION_SECRET from the environment). */
+const SESSION_SECRET = randomBytes(32).toString("hex");
 
-function post(port: number, host: string, path: string, body: unknown): Promise<{ status: number; body: string }> {
+function post(port: number, host: string, path: string, body: unknown, extra: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((done, fail) => {
     const data = JSON.stringify(body);
     const req = request(
-      { host: "127.0.0.1", port, path, method: "POST", headers: { Host: `${host}:${port}`, "content-type": "application/json", "content-length": Buffer.byteLength(data) } },
+      { host: "127.0.0.1", port, path, method: "POST", headers: { Host: `${host}:${port}`, "content-type": "application/json", "content-length": Buffer.byteLength(data), ...extra } },
       (res) => {
         let text = "";
         res.setEncoding("utf8");
@@ -41,6 +44,8 @@ describe("the Worker serves an adopted database", () => {
   let port: number;
   let client: pg.Client;
   let schema: string;
+  /** An admin of the adopted tenant (user 1, made one with SQL as an operator would). */
+  let admin: Record<string, string>;
 
   beforeAll(async () => {
     const databaseUrl = await freshDatabase("adopt_e2e");
@@ -51,7 +56,12 @@ describe("the Worker serves an adopted database", () => {
       "adopt", "acme", "--name", "Acme Corp", "--host", HOST, "--shared", "plans", "--app-role", APP_ROLE,
     );
     expect(adopted.code, show(adopted)).toBe(0);
-    schema = (await client.query("SELECT schema_name FROM shared.tenants WHERE slug = 'acme'")).rows[0].schema_name;
+    const tenant = (await client.query("SELECT id, schema_name FROM shared.tenants WHERE slug = 'acme'")).rows[0];
+    schema = tenant.schema_name;
+    await client.query(`UPDATE "${schema}".users SET role = 'admin' WHERE id = 1`);
+    const now = Math.floor(Date.now() / 1000);
+    const token = await signCredential(SESSION_SECRET, { k: "token", t: Number(tenant.id), s: schema, u: 1, iat: now, exp: now + 3600 });
+    admin = { Authorization: `Bearer ${token}` };
 
     const appUrl = new URL(databaseUrl);
     appUrl.username = APP_ROLE;
@@ -64,6 +74,7 @@ describe("the Worker serves an adopted database", () => {
         APP_DATABASE_URL: appUrl.toString(),
         LOCAL_SQL_PORT: String(await freePort()),
         WORKER_PORT: String(port),
+        SESSION_SECRET,
       },
       cwd: resolve("."),
       stdio: ["ignore", "pipe", "pipe"],
@@ -102,7 +113,7 @@ describe("the Worker serves an adopted database", () => {
   });
 
   it("serves the adopted users and their items", async () => {
-    const res = await getByHost(port, HOST, "/users?limit=3");
+    const res = await getByHost(port, HOST, "/users?limit=3", { headers: admin });
     expect(res.status, res.body).toBe(200);
     const users = JSON.parse(res.body) as Array<{ id: number; email: string; items: Array<{ id: number; title: string; status: string }> }>;
     expect(users.map((u) => [u.id, u.email])).toEqual([
@@ -114,7 +125,7 @@ describe("the Worker serves an adopted database", () => {
     expect(users[1]!.items.map((i) => ({ id: i.id, title: i.title, status: i.status }))).toEqual(rows);
     expect(rows.length).toBe(3);
 
-    const one = await getByHost(port, HOST, "/users/300");
+    const one = await getByHost(port, HOST, "/users/300", { headers: admin });
     expect(one.status).toBe(200);
     expect(JSON.parse(one.body).email).toBe("user300@app.test");
   });
@@ -123,7 +134,7 @@ describe("the Worker serves an adopted database", () => {
     const user = await post(port, HOST, "/users", { email: "new@acme.test", password: "correct-horse" });
     expect(user.status, user.body).toBe(201);
     expect(JSON.parse(user.body).id).toBe(301);
-    const item = await post(port, HOST, "/users/301/items", { title: "Written through the Worker", status: "published" });
+    const item = await post(port, HOST, "/users/301/items", { title: "Written through the Worker", status: "published" }, admin);
     expect(item.status, item.body).toBe(201);
     expect(JSON.parse(item.body)).toMatchObject({ id: 901, title: "Written through the Worker", status: "published", ownerId: 301 })
     // The app's own view over items sees it (it moved with the table).

@@ -174,18 +174,18 @@ describe.concurrent("refusals leave the database exactly as it was", () => {
        ALTER TYPE item_status ADD VALUE 'deleted';`,
     );
     const message = await refused(databaseUrl, client, [...ADOPT, "--shared", "plans"]);
-    expect(message).toMatch(/^error: cannot adopt: the tables in public match no migration of the tenant track; differences from tenant\/0001_item_status \(the closest\): /);
+    expect(message).toMatch(/^error: cannot adopt: the tables in public match no migration of the tenant track; differences from tenant\/0002_user_role \(the closest\): /);
     expect(message).toContain(
-      'column users.full_name differs: the app has "users.full_name text udt=pg_catalog.text NOT NULL", tenant/0001_item_status has "users.full_name text udt=pg_catalog.text NULL"',
+      'column users.full_name differs: the app has "users.full_name text udt=pg_catalog.text NOT NULL", tenant/0002_user_role has "users.full_name text udt=pg_catalog.text NULL"',
     );
     expect(message).toContain("extra column in the app: users.nickname text udt=pg_catalog.text NULL");
     expect(message).toContain(
       `column items.status differs: the app has "items.status tenant.item_status udt=tenant.item_status NOT NULL DEFAULT 'published'::tenant.item_status"`,
     );
-    expect(message).toContain("missing constraint (tenant/0001_item_status has it): users users_email_unique u: UNIQUE (email)");
-    expect(message).toContain("missing index (tenant/0001_item_status has it): users_email_unique: CREATE UNIQUE INDEX users_email_unique ON tenant.users USING btree (email)");
+    expect(message).toContain("missing constraint (tenant/0002_user_role has it): users users_email_unique u: UNIQUE (email)");
+    expect(message).toContain("missing index (tenant/0002_user_role has it): users_email_unique: CREATE UNIQUE INDEX users_email_unique ON tenant.users USING btree (email)");
     expect(message).toContain("extra index in the app: items_title_idx: CREATE INDEX items_title_idx ON tenant.items USING btree (title)");
-    expect(message).toContain('enum item_status differs: the app has "item_status (draft, published, archived, deleted)", tenant/0001_item_status has "item_status (draft, published, archived)"');
+    expect(message).toContain('enum item_status differs: the app has "item_status (draft, published, archived, deleted)", tenant/0002_user_role has "item_status (draft, published, archived)"');
     expect(message).toMatch(/: make the tables match \(rename, add or drop what differs\), then run adopt again$/);
   });
 

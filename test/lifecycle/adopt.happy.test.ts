@@ -76,7 +76,7 @@ describe("adopting the tutorial app's database", () => {
     expect(out).toContain("enum type item_status [used by items]");
     expect(out).toContain("function items_trim_title() [called by triggers on items; names no object of public");
     expect(out).toMatch(/to schema shared:\n    table plans \(3 rows\), with sequence plans_id_seq, index plans_name_lower_idx, index plans_pkey/);
-    expect(out).toContain("The tables match tenant migration 0001_item_status (the head).");
+    expect(out).toContain("The tables match tenant migration 0002_user_role (the head).");
     expect(out).toContain("Kept as the app's own (not in the tenant track): view published_items, function items_trim_title(), trigger items_trim_title on items.");
     expect(out).toContain("Dry run: nothing changed.");
     expect(await fullSnapshot(client)).toEqual(before);
@@ -94,10 +94,11 @@ describe("adopting the tutorial app's database", () => {
       "table items": "tenant",
       "view published_items": "tenant",
       "enum type item_status": "tenant",
+      "enum type user_role": "tenant",
       "function items_trim_title()": "tenant",
       "table plans": "shared",
     });
-    expect(result.plan.match).toEqual({ migration: "0001_item_status", head: true, pending: [] });
+    expect(result.plan.match).toEqual({ migration: "0002_user_role", head: true, pending: [] });
     expect(result.plan.hosts).toEqual(["acme.example.com", "www.acme.test"]);
     expect(await fullSnapshot(client)).toEqual(before);
   });
@@ -107,7 +108,7 @@ describe("adopting the tutorial app's database", () => {
     expect(r.code, show(r)).toBe(0);
     schema = await schemaOf(client, "acme");
     expect(schema).toMatch(KEY_SCHEMA);
-    expect(r.stdout).toContain(`Adopted: tenant acme in schema ${schema}, ledger at tenant/0001_item_status`);
+    expect(r.stdout).toContain(`Adopted: tenant acme in schema ${schema}, ledger at tenant/0002_user_role`);
     expect(r.stdout).toContain("verified items: 2970 rows (before: 2970)");
     expect(r.stdout).toContain("verified sequence items_id_seq: 3000 (before: 3000)");
 
@@ -125,7 +126,7 @@ describe("adopting the tutorial app's database", () => {
     expect(tenant.relations.map((r) => r.split(" ")[0])).toEqual([
       "items", "items_id_seq", "items_pkey", "published_items", "users", "users_email_unique", "users_id_seq", "users_pkey",
     ]);
-    expect(tenant.enums).toEqual(["item_status (draft, published, archived)"]);
+    expect(tenant.enums).toEqual(["item_status (draft, published, archived)", "user_role (member, admin)"]);
     expect(tenant.functions).toEqual(["items_trim_title()"]);
     expect(tenant.triggers).toEqual([
       `CREATE TRIGGER items_trim_title BEFORE INSERT OR UPDATE ON ${schema}.items FOR EACH ROW EXECUTE FUNCTION ${schema}.items_trim_title()`,
@@ -161,6 +162,7 @@ describe("adopting the tutorial app's database", () => {
         "shared shared 0003_tenants_schema_registered",
         "<tenant> tenant 0000_init",
         "<tenant> tenant 0001_item_status",
+        "<tenant> tenant 0002_user_role",
       ].sort(),
     );
     const status = await migrateCli({ databaseUrl });
@@ -213,19 +215,19 @@ describe("adopting an app whose tables are at an older tenant migration", () => 
     await buildAppFixture(client, { users: 50, itemsPerUser: 2, atInit: true });
     const r = await tenantsCli({ databaseUrl }, "adopt", "acme", "--name", "Acme", "--host", "acme.example.com", "--shared", "plans");
     expect(r.code, show(r)).toBe(0);
-    expect(r.stdout).toContain("The tables match tenant migration 0000_init; pending after it: 0001_item_status.");
-    expect(r.stdout).toContain("Next: run `npm run migrate` (pending for this tenant: 0001_item_status).");
+    expect(r.stdout).toContain("The tables match tenant migration 0000_init; pending after it: 0001_item_status, 0002_user_role.");
+    expect(r.stdout).toContain("Next: run `npm run migrate` (pending for this tenant: 0001_item_status, 0002_user_role).");
     const schema = await schemaOf(client, "acme");
     expect((await ledger(client)).filter((l) => l.schema_name === schema).map((l) => l.migration)).toEqual(["0000_init"]);
 
     // create refuses until the fleet is at head, as for any database behind.
     const early = await tenantsCli({ databaseUrl }, "create", "globex", "--name", "Globex", "--host", "globex.example.com");
     expect(early.code, show(early)).toBe(1);
-    expect(early.stderr).toContain("the database is not at head (pending: tenant/0001_item_status)");
+    expect(early.stderr).toContain("the database is not at head (pending: tenant/0001_item_status, tenant/0002_user_role)");
 
     const m = await migrateCli({ databaseUrl });
     expect(m.code, show(m)).toBe(0);
-    expect(m.stdout).toContain("tenant: 0001_item_status -> acme");
+    expect(m.stdout).toContain("tenant: 0001_item_status, 0002_user_role -> acme");
     expect((await client.query(`SELECT DISTINCT status::text FROM "${schema}".items`)).rows).toEqual([{ status: "draft" }]);
 
     const c = await tenantsCli({ databaseUrl }, "create", "globex", "--name", "Globex", "--host", "globex.example.com");
