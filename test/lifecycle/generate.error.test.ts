@@ -48,9 +48,9 @@ it("a tenant column typed with an enum outside the tenant schema is refused and 
     timeout: 120_000,
   });
   expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(2);
-  expect(run.stderr).toMatch(/^error: refused tenant migration .*migrations\/tenant\/0002_add_mood\.sql, and removed it:\n/);
+  expect(run.stderr).toMatch(/^error: refused tenant migration .*migrations\/tenant\/0003_add_mood\.sql, and removed it:\n/);
   expect(run.stderr).toContain(
-    '  migrations/tenant/0002_add_mood.sql, statement 1 (line 1): type "mood" is not schema-qualified: write "tenant"."mood" ' +
+    '  migrations/tenant/0003_add_mood.sql, statement 1 (line 1): type "mood" is not schema-qualified: write "tenant"."mood" ' +
       "(only PostgreSQL's built-in types may be unqualified)",
   );
   expect(files(join(scratch, "migrations"))).toEqual(before);

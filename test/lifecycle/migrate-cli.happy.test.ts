@@ -31,7 +31,7 @@ describe("migrate status, --dry-run and --json", () => {
       [
         SHARED_AT_HEAD,
         `tenant: head ${tag}, 3 tenant(s)`,
-        "        3 at 0001_item_status",
+        "        3 at 0002_user_role",
         "  behind: acme, globex, initech",
         "",
       ].join("\n"),
@@ -50,7 +50,7 @@ describe("migrate status, --dry-run and --json", () => {
         SHARED_AT_HEAD,
         `tenant: head ${tag}, 3 tenant(s)`,
         `        1 at ${tag} (head)`,
-        "        2 at 0001_item_status",
+        "        2 at 0002_user_role",
         "  behind: globex, initech",
         "",
       ].join("\n"),
@@ -65,7 +65,7 @@ describe("migrate status, --dry-run and --json", () => {
         tenants: 3,
         versions: [
           { version: tag, count: 1 },
-          { version: "0001_item_status", count: 2 },
+          { version: "0002_user_role", count: 2 },
         ],
         behind: ["globex", "initech"],
       },
@@ -144,7 +144,7 @@ describe("migrate status, --dry-run and --json", () => {
     await initWithTenants(client, []);
     const status = await migrateCli({ databaseUrl }, "status");
     expect(status.code, show(status)).toBe(0);
-    expect(status.stdout).toBe(`${SHARED_AT_HEAD}\ntenant: head 0001_item_status, 0 tenant(s)\n`);
+    expect(status.stdout).toBe(`${SHARED_AT_HEAD}\ntenant: head 0002_user_role, 0 tenant(s)\n`);
     const run = await migrateCli({ databaseUrl });
     expect(run.code, show(run)).toBe(0);
     expect(run.stdout).toMatch(/^Nothing to migrate: shared and 0 tenant\(s\) at head\./);

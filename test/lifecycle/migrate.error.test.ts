@@ -24,7 +24,7 @@ async function fleetWithHandMadeColumn(label: string) {
   await client.query(`ALTER TABLE "${schemas.charlie}"."items" ADD COLUMN "priority" integer`);
   const migrationsDir = fixtureMigrations();
   const tag = addMigration(migrationsDir, "tenant", "priority", ['ALTER TABLE "tenant"."items" ADD COLUMN "priority" integer;']);
-  expect(tag).toBe("0002_priority");
+  expect(tag).toBe("0003_priority");
   return { databaseUrl, client, migrationsDir, tag, schemas };
 }
 

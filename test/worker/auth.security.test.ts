@@ -1,4 +1,5 @@
-// Tenant-scoped sign-in, tried the way an attacker would: every request is a separate request
+// Tenant-scoped sign-in, tried the way an attacker would (tenants signin_a and signin_b play "acme"
+// and "globex"; limited and limited_two take the rate-limit test): every request is a separate request
 // through the runtime (exports.default, i.e. SELF), and the sign-in API is called with the typed
 // client (hc<App>), so the client's types stay true to the routes.
 import { env, exports } from "cloudflare:workers";
@@ -39,7 +40,7 @@ async function signUpAndIn(host: string, options: { admin?: boolean } = {}): Pro
   expect(created.status).toBe(201);
   const { id } = (await created.json()) as { id: number };
   if (options.admin) {
-    await ownerSql().query(`UPDATE ${ident(await schemaOf(host.split(".")[0]!))}.users SET role = 'admin' WHERE id = $1`, [id]);
+    await ownerSql().query(`UPDATE ${ident(await schemaOf(host.split(".")[0]!.replace("-", "_")))}.users SET role = 'admin' WHERE id = $1`, [id]);
   }
   const res = await api.auth.token.$post({ json: { email, password: PASSWORD } });
   expect(res.status).toBe(200);
@@ -55,15 +56,15 @@ async function code(res: Response): Promise<string> {
 
 describe("sign-in (POST /auth/token) with the typed client", () => {
   it("gives a token that GET /me accepts at the same tenant", async () => {
-    const user = await signUpAndIn("acme.test");
-    const me = await client("acme.test").me.$get({}, { headers: bearer(user.token) });
+    const user = await signUpAndIn("signin-a.test");
+    const me = await client("signin-a.test").me.$get({}, { headers: bearer(user.token) });
     expect(me.status).toBe(200);
     expect(await me.json()).toEqual({ id: user.id, email: user.email, fullName: null, role: "member" });
   });
 
   it("refuses a wrong password and an unknown email alike: 401 invalid_credentials, no token", async () => {
-    const user = await signUpAndIn("acme.test");
-    const api = client("acme.test");
+    const user = await signUpAndIn("signin-a.test");
+    const api = client("signin-a.test");
     const wrong = await api.auth.token.$post({ json: { email: user.email, password: "not the password" } });
     const nobody = await api.auth.token.$post({ json: { email: `nobody-${unique()}@example.com`, password: PASSWORD } });
     for (const res of [wrong, nobody]) {
@@ -75,19 +76,19 @@ describe("sign-in (POST /auth/token) with the typed client", () => {
   });
 
   it("verifies a hash made with the old 50,000 iterations, and stores a 100,000-iteration one after", async () => {
-    const schema = ident(await schemaOf("acme"));
+    const schema = ident(await schemaOf("signin_a"));
     const email = `old-${unique()}@example.com`;
     await ownerSql().query(`INSERT INTO ${schema}.users (email, hashed_password) VALUES ($1, $2)`, [email, await hashPassword(PASSWORD, 50_000)]);
-    const res = await client("acme.test").auth.token.$post({ json: { email, password: PASSWORD } });
+    const res = await client("signin-a.test").auth.token.$post({ json: { email, password: PASSWORD } });
     expect(res.status).toBe(200);
     const [row] = (await ownerSql().query(`SELECT hashed_password FROM ${schema}.users WHERE email = $1`, [email])) as Array<{ hashed_password: string }>;
     expect(row!.hashed_password).toMatch(/^pbkdf2_sha256\$100000\$[0-9a-f]{32}\$[0-9a-f]{64}$/);
-    expect((await client("acme.test").auth.token.$post({ json: { email, password: PASSWORD } })).status).toBe(200);
+    expect((await client("signin-a.test").auth.token.$post({ json: { email, password: PASSWORD } })).status).toBe(200);
   });
 
   it("stores new passwords with 100,000 iterations", async () => {
-    const user = await signUpAndIn("acme.test");
-    const [row] = (await ownerSql().query(`SELECT hashed_password FROM ${ident(await schemaOf("acme"))}.users WHERE id = $1`, [user.id])) as Array<{
+    const user = await signUpAndIn("signin-a.test");
+    const [row] = (await ownerSql().query(`SELECT hashed_password FROM ${ident(await schemaOf("signin_a"))}.users WHERE id = $1`, [user.id])) as Array<{
       hashed_password: string;
     }>;
     expect(row!.hashed_password.split("$")[1]).toBe("100000");
@@ -98,9 +99,9 @@ describe("a credential is valid at its own tenant only", () => {
   /** A globex user with the same id as the acme user exists (ids are serial: fill globex up to it). */
   async function globexHasUser(id: number): Promise<void> {
     for (let i = 0; i < 500; i++) {
-      const rows = (await ownerSql().query(`SELECT max(id) AS max FROM ${ident(await schemaOf("globex"))}.users`)) as Array<{ max: number | null }>;
+      const rows = (await ownerSql().query(`SELECT max(id) AS max FROM ${ident(await schemaOf("signin_b"))}.users`)) as Array<{ max: number | null }>;
       if ((rows[0]!.max ?? 0) >= id) return;
-      const res = await fetchAt("globex.test", "/users", {
+      const res = await fetchAt("signin-b.test", "/users", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ email: `filler-${unique()}@example.com`, password: PASSWORD }),
@@ -110,43 +111,43 @@ describe("a credential is valid at its own tenant only", () => {
   }
 
   it("refuses an acme token at globex with 401, though globex has a user with that id", async () => {
-    const acme = await signUpAndIn("acme.test", { admin: true });
+    const acme = await signUpAndIn("signin-a.test", { admin: true });
     await globexHasUser(acme.id);
-    expect((await fetchAt("acme.test", `/users/${acme.id}`, { headers: bearer(acme.token) })).status).toBe(200);
+    expect((await fetchAt("signin-a.test", `/users/${acme.id}`, { headers: bearer(acme.token) })).status).toBe(200);
     for (const path of ["/me", `/users/${acme.id}`, "/users", "/items"]) {
-      const res = await fetchAt("globex.test", path, { headers: bearer(acme.token) });
+      const res = await fetchAt("signin-b.test", path, { headers: bearer(acme.token) });
       expect(res.status, path).toBe(401);
       expect(await code(res)).toBe("unauthenticated");
       expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
     }
-    const write = await fetchAt("globex.test", `/users/${acme.id}/items`, {
+    const write = await fetchAt("signin-b.test", `/users/${acme.id}/items`, {
       method: "POST",
       headers: { ...bearer(acme.token), "Content-Type": "application/json" },
       body: JSON.stringify({ title: "planted by acme" }),
     });
     expect(write.status).toBe(401);
-    const planted = await ownerSql().query(`SELECT 1 FROM ${ident(await schemaOf("globex"))}.items WHERE title = 'planted by acme'`);
+    const planted = await ownerSql().query(`SELECT 1 FROM ${ident(await schemaOf("signin_b"))}.items WHERE title = 'planted by acme'`);
     expect(planted).toEqual([]);
   });
 
   it("refuses an acme credential at globex even when re-signed for globex's host but naming acme's identity", async () => {
     // What an attacker cannot do without the secret, the test does with it: the tenant identity
     // inside the credential is what counts, so acme's id and schema are refused at globex.
-    const acme = await signUpAndIn("acme.test");
+    const acme = await signUpAndIn("signin-a.test");
     await globexHasUser(acme.id);
-    const [acmeRow] = (await ownerSql().query("SELECT id, schema_name FROM shared.tenants WHERE slug = 'acme'")) as Array<{ id: number; schema_name: string }>;
+    const [acmeRow] = (await ownerSql().query("SELECT id, schema_name FROM shared.tenants WHERE slug = 'signin_a'")) as Array<{ id: number; schema_name: string }>;
     const now = Math.floor(Date.now() / 1000);
     const forged = await signCredential(env.SESSION_SECRET!, { k: "token", t: Number(acmeRow!.id), s: acmeRow!.schema_name, u: acme.id, iat: now, exp: now + 600 });
-    expect((await fetchAt("acme.test", "/me", { headers: bearer(forged) })).status).toBe(200);
-    expect((await fetchAt("globex.test", "/me", { headers: bearer(forged) })).status).toBe(401);
+    expect((await fetchAt("signin-a.test", "/me", { headers: bearer(forged) })).status).toBe(200);
+    expect((await fetchAt("signin-b.test", "/me", { headers: bearer(forged) })).status).toBe(401);
   });
 
   it("refuses a token whose payload was edited, one signed with another key, and an expired one", async () => {
-    const member = await signUpAndIn("acme.test");
+    const member = await signUpAndIn("signin-a.test");
     const [payload, signature] = member.token.split(".");
     const claims = JSON.parse(atob(payload!.replace(/-/g, "+").replace(/_/g, "/")));
     const edited = btoa(JSON.stringify({ ...claims, u: 1 })).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-    const [acmeRow] = (await ownerSql().query("SELECT id, schema_name FROM shared.tenants WHERE slug = 'acme'")) as Array<{ id: number; schema_name: string }>;
+    const [acmeRow] = (await ownerSql().query("SELECT id, schema_name FROM shared.tenants WHERE slug = 'signin_a'")) as Array<{ id: number; schema_name: string }>;
     const now = Math.floor(Date.now() / 1000);
     const base = { k: "token" as const, t: Number(acmeRow!.id), s: acmeRow!.schema_name, u: member.id };
     const otherKey = await signCredential("some-other-secret-that-is-long-enough-000", { ...base, iat: now, exp: now + 600 });
@@ -157,15 +158,15 @@ describe("a credential is valid at its own tenant only", () => {
       ["expired", expired],
       ["garbage", "not-a-token"],
     ]) {
-      const res = await fetchAt("acme.test", "/me", { headers: bearer(token!) });
+      const res = await fetchAt("signin-a.test", "/me", { headers: bearer(token!) });
       expect(res.status, what).toBe(401);
       expect(await code(res)).toBe("unauthenticated");
     }
   });
 
   it("refuses a bearer token sent as the session cookie (each credential has one use)", async () => {
-    const member = await signUpAndIn("acme.test");
-    const res = await fetchAt("acme.test", "/me", { headers: { Cookie: `session=${member.token}` } });
+    const member = await signUpAndIn("signin-a.test");
+    const res = await fetchAt("signin-a.test", "/me", { headers: { Cookie: `session=${member.token}` } });
     expect(res.status).toBe(401);
   });
 });
@@ -180,7 +181,7 @@ describe("who may read and write what", () => {
       ["PATCH", "/items/1"],
       ["DELETE", "/items/1"],
     ] as const) {
-      const res = await fetchAt("acme.test", path, {
+      const res = await fetchAt("signin-a.test", path, {
         method,
         ...(method === "GET" || method === "DELETE" ? {} : { headers: { "Content-Type": "application/json" }, body: JSON.stringify({ title: "x", status: "draft" }) }),
       });
@@ -190,49 +191,49 @@ describe("who may read and write what", () => {
   });
 
   it("lets only an admin list every user: a member gets 403 forbidden", async () => {
-    const member = await signUpAndIn("acme.test");
-    const admin = await signUpAndIn("acme.test", { admin: true });
-    const denied = await fetchAt("acme.test", "/users", { headers: bearer(member.token) });
+    const member = await signUpAndIn("signin-a.test");
+    const admin = await signUpAndIn("signin-a.test", { admin: true });
+    const denied = await fetchAt("signin-a.test", "/users", { headers: bearer(member.token) });
     expect(denied.status).toBe(403);
     expect(await code(denied)).toBe("forbidden");
-    const listed = await fetchAt("acme.test", "/users?limit=100&skip=0", { headers: bearer(admin.token) });
+    const listed = await fetchAt("signin-a.test", "/users?limit=100&skip=0", { headers: bearer(admin.token) });
     expect(listed.status).toBe(200);
     expect(Array.isArray(await listed.json())).toBe(true);
   });
 
   it("keeps a member to their own user and items", async () => {
-    const alice = await signUpAndIn("acme.test");
-    const bob = await signUpAndIn("acme.test");
+    const alice = await signUpAndIn("signin-a.test");
+    const bob = await signUpAndIn("signin-a.test");
     const json = (token: string) => ({ ...bearer(token), "Content-Type": "application/json" });
-    const own = await fetchAt("acme.test", `/users/${alice.id}/items`, { method: "POST", headers: json(alice.token), body: JSON.stringify({ title: "alice's" }) });
+    const own = await fetchAt("signin-a.test", `/users/${alice.id}/items`, { method: "POST", headers: json(alice.token), body: JSON.stringify({ title: "alice's" }) });
     expect(own.status).toBe(201);
     const item = (await own.json()) as { id: number };
 
-    expect((await fetchAt("acme.test", `/users/${alice.id}`, { headers: bearer(bob.token) })).status).toBe(403);
+    expect((await fetchAt("signin-a.test", `/users/${alice.id}`, { headers: bearer(bob.token) })).status).toBe(403);
     expect(
-      (await fetchAt("acme.test", `/users/${alice.id}/items`, { method: "POST", headers: json(bob.token), body: JSON.stringify({ title: "bob's plant" }) })).status,
+      (await fetchAt("signin-a.test", `/users/${alice.id}/items`, { method: "POST", headers: json(bob.token), body: JSON.stringify({ title: "bob's plant" }) })).status,
     ).toBe(403);
-    const bobsView = (await (await fetchAt("acme.test", "/items", { headers: bearer(bob.token) })).json()) as Array<{ id: number }>;
+    const bobsView = (await (await fetchAt("signin-a.test", "/items", { headers: bearer(bob.token) })).json()) as Array<{ id: number }>;
     expect(bobsView.map((i) => i.id)).not.toContain(item.id);
-    const patch = await fetchAt("acme.test", `/items/${item.id}`, { method: "PATCH", headers: json(bob.token), body: JSON.stringify({ status: "archived" }) });
+    const patch = await fetchAt("signin-a.test", `/items/${item.id}`, { method: "PATCH", headers: json(bob.token), body: JSON.stringify({ status: "archived" }) });
     expect(patch.status).toBe(404);
-    expect((await fetchAt("acme.test", `/items/${item.id}`, { method: "DELETE", headers: bearer(bob.token) })).status).toBe(404);
+    expect((await fetchAt("signin-a.test", `/items/${item.id}`, { method: "DELETE", headers: bearer(bob.token) })).status).toBe(404);
 
-    const mine = (await (await fetchAt("acme.test", "/items", { headers: bearer(alice.token) })).json()) as Array<{ id: number; status: string }>;
+    const mine = (await (await fetchAt("signin-a.test", "/items", { headers: bearer(alice.token) })).json()) as Array<{ id: number; status: string }>;
     expect(mine).toEqual([expect.objectContaining({ id: item.id, status: "draft" })]);
-    const changed = await fetchAt("acme.test", `/items/${item.id}`, { method: "PATCH", headers: json(alice.token), body: JSON.stringify({ status: "published" }) });
+    const changed = await fetchAt("signin-a.test", `/items/${item.id}`, { method: "PATCH", headers: json(alice.token), body: JSON.stringify({ status: "published" }) });
     expect(changed.status).toBe(200);
     expect(((await changed.json()) as { status: string }).status).toBe("published");
-    expect((await fetchAt("acme.test", `/items/${item.id}`, { method: "DELETE", headers: bearer(alice.token) })).status).toBe(204);
-    expect(await (await fetchAt("acme.test", "/items", { headers: bearer(alice.token) })).json()).toEqual([]);
+    expect((await fetchAt("signin-a.test", `/items/${item.id}`, { method: "DELETE", headers: bearer(alice.token) })).status).toBe(204);
+    expect(await (await fetchAt("signin-a.test", "/items", { headers: bearer(alice.token) })).json()).toEqual([]);
   });
 });
 
 describe("the sign-in rate limit (per tenant and client)", () => {
   it("answers 429 rate_limited with Retry-After once a client has made 10 attempts at a tenant in a minute", async () => {
-    const user = await signUpAndIn("initech.test");
+    const user = await signUpAndIn("limited.test");
     const ip = newClientIp();
-    const api = client("initech.test", ip);
+    const api = client("limited.test", ip);
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) statuses.push((await api.auth.token.$post({ json: { email: user.email, password: `guess-${i}` } })).status);
     expect(statuses).toEqual(Array(10).fill(401));
@@ -242,15 +243,15 @@ describe("the sign-in rate limit (per tenant and client)", () => {
     expect(limited.headers.get("Retry-After")).toBe("60");
     expect(((await limited.json()) as unknown as ErrorBody).error.code).toBe("rate_limited");
     // Another client at the same tenant, and the same client at another tenant, are not limited.
-    expect((await client("initech.test").auth.token.$post({ json: { email: user.email, password: PASSWORD } })).status).toBe(200);
-    const other = await signUpAndIn("umbrella.test");
-    expect((await client("umbrella.test", ip).auth.token.$post({ json: { email: other.email, password: PASSWORD } })).status).toBe(200);
+    expect((await client("limited.test").auth.token.$post({ json: { email: user.email, password: PASSWORD } })).status).toBe(200);
+    const other = await signUpAndIn("limited-two.test");
+    expect((await client("limited-two.test", ip).auth.token.$post({ json: { email: other.email, password: PASSWORD } })).status).toBe(200);
   });
 });
 
 describe("cross-site requests riding on the session cookie", () => {
   it("refuses a text/plain POST with a session cookie from another origin: 403 csrf_failed", async () => {
-    const res = await fetchAt("acme.test", "/users", {
+    const res = await fetchAt("signin-a.test", "/users", {
       method: "POST",
       headers: { Cookie: "session=anything", "Content-Type": "text/plain", Origin: "https://evil.example" },
       body: JSON.stringify({ email: `csrf-${unique()}@example.com`, password: PASSWORD }),

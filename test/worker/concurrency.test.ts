@@ -52,7 +52,8 @@ let auth: Record<string, string> = {};
 describe("concurrent first requests for a host", () => {
   beforeAll(async () => {
     await ownerSql().query(
-      `INSERT INTO ${ident(await schemaOf("burst"))}.users (email, hashed_password, role) VALUES ('owner@burst.test', $1, 'admin') ON CONFLICT DO NOTHING`,
+      `INSERT INTO ${ident(await schemaOf("burst"))}.users (email, hashed_password, role) VALUES ('owner@burst.test', $1, 'admin')
+       ON CONFLICT (email) DO UPDATE SET hashed_password = excluded.hashed_password, role = 'admin'`,
       [await hashPassword("burst password")],
     );
     auth = { Authorization: `Bearer ${await signInAs("burst.test", "owner@burst.test", "burst password")}` };
