@@ -33,6 +33,16 @@ import {
 } from "./operations.ts";
 import { describeStalenessBound } from "./staleness.ts";
 import { AdoptRefusal, adopt, checkAdoptInput, describePlan } from "./adopt.ts";
+import {
+  CustomHostnameConfigError,
+  addCustomHost,
+  cloudflareClient,
+  describeStates,
+  isServed,
+  refreshCustomHosts,
+  saasConfig,
+  type SaasConfig,
+} from "./custom-hostnames.ts";
 
 const HELP = `Usage: npm run tenants -- <command> [options]
 
@@ -45,6 +55,12 @@ Commands:
   show <slug> [--json]                    Show one tenant
   rename <slug> <new-slug>                Change a tenant's slug (a label; its schema and data stay)
   hosts add <slug> <host> [--force]       Add a host (custom domain or subdomain) to a tenant
+  hosts add <slug> <host> --custom [--zone-id <id>]
+                                          Register a customer's domain with Cloudflare for SaaS (needs
+                                          CLOUDFLARE_API_TOKEN and the SaaS zone: --zone-id or CLOUDFLARE_ZONE_ID)
+                                          and add it; the Worker serves it once Cloudflare reports it active
+  hosts status [<slug>] [--json]          Refresh custom hostnames' verification and certificate status from
+                                          Cloudflare, record it, and print it. See docs/custom-domains.md
   hosts remove <slug> <host>              Remove a host from a tenant
   suspend <slug>                          Suspend a tenant (its hosts answer 403 tenant_suspended)
   resume <slug>                           Resume a suspended tenant
@@ -192,6 +208,8 @@ async function main(argv: string[]): Promise<void> {
           "app-role": { type: "string" },
           shared: { type: "string", multiple: true },
           "dry-run": { type: "boolean", default: false },
+          custom: { type: "boolean", default: false },
+          "zone-id": { type: "string" },
           help: { type: "boolean", short: "h", default: false },
         },
       });
@@ -288,6 +306,14 @@ function planCommand(command: string, rest: string[], values: Record<string, str
   const flag = (name: string) => values[name] === true;
   const text = (name: string) => values[name] as string | undefined;
   const changes = CHANGING_COMMANDS.has(command);
+  const saas = (options: { zoneId?: string; needZone: boolean }): SaasConfig => {
+    try {
+      return saasConfig(options);
+    } catch (error) {
+      if (error instanceof CustomHostnameConfigError) throw new UsageError(error.message);
+      throw error;
+    }
+  };
   switch (command) {
     case "init": {
       positionals(rest, 0, "init");
@@ -424,10 +450,48 @@ function planCommand(command: string, rest: string[], values: Record<string, str
       };
     }
     case "hosts": {
-      const [action, slug, host] = positionals(rest, 3, "hosts add|remove <slug> <host>");
-      if (action !== "add" && action !== "remove") throw new UsageError(`unknown hosts action "${action}": use hosts add or hosts remove`);
+      const [action, slug, host] = rest;
+      if (action === "status") {
+        if (rest.length > 2) throw new UsageError("usage: npm run tenants -- hosts status [<slug>] [--json]");
+        if (slug !== undefined) requireSlug(slug);
+        const config = saas({ zoneId: text("zone-id"), needZone: false });
+        return {
+          changes,
+          async run(client) {
+            const { states, stale } = await refreshCustomHosts(client, cloudflareClient(config), config, slug);
+            console.log(flag("json") ? JSON.stringify(states, null, 2) : describeStates(states));
+            return stale;
+          },
+        };
+      }
+      positionals(rest, 3, "hosts add|remove <slug> <host>");
+      if (action !== "add" && action !== "remove") throw new UsageError(`unknown hosts action "${action}": use hosts add, hosts remove or hosts status`);
+      if (flag("custom") && action !== "add") throw new UsageError("--custom goes with hosts add");
       requireSlug(slug!);
       requireHost(host!);
+      if (action === "add" && flag("custom")) {
+        const config = saas({ zoneId: text("zone-id"), needZone: true });
+        return {
+          changes,
+          async run(client) {
+            const { stale, state } = await addCustomHost(client, cloudflareClient(config), config, slug!, host!, {
+              force: flag("force"),
+              onForced: warnForced,
+            });
+            console.log(
+              `Added custom host ${state.host} to tenant ${slug}: Cloudflare custom hostname ${state.id}, hostname ${state.status}, ` +
+                `certificate ${state.sslStatus ?? "unknown"}.`,
+            );
+            if (!isServed(state.status)) {
+              console.log(
+                `The Worker serves it once Cloudflare reports it active: the customer points ${state.host} at your SaaS zone ` +
+                  "(CNAME, see docs/custom-domains.md); then run `npm run tenants -- hosts status " + `${slug}\`.`,
+              );
+            }
+            return stale;
+          },
+        };
+      }
       return {
         changes,
         async run(client) {

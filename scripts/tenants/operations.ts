@@ -309,8 +309,18 @@ export async function addHost(
   host: string,
   options: Pick<CreateTenantInput, "force" | "onForced"> = {},
 ): Promise<string[]> {
+  return lockedTransaction(client, () => addHostLocked(client, slug, host, options));
+}
+
+/** addHost's work, inside a transaction the caller holds under the migration lock. */
+export async function addHostLocked(
+  client: pg.Client,
+  slug: string,
+  host: string,
+  options: Pick<CreateTenantInput, "force" | "onForced"> = {},
+): Promise<string[]> {
   const [normalized] = checkHosts([host]);
-  return lockedTransaction(client, async () => {
+  {
     const tenant = await requireTenant(client, slug);
     const owners = await hostOwners(client, [normalized!]);
     if (owners.length) {
@@ -328,7 +338,7 @@ export async function addHost(
     ]);
     await client.query("UPDATE shared.tenants SET updated_at = now() WHERE id = $1", [tenant.id]);
     return [normalized!];
-  });
+  }
 }
 
 /** Removes a host (never the last one); the next remaining host becomes primary if needed. */

@@ -6,7 +6,7 @@
 // - Nothing a request awaits was started by another request: each request does its own lookup and
 //   only plain, settled values are shared through memory (workerd forbids cross-request I/O).
 // - Every entry read back from memory or KV is validated; only this module makes a ResolvedTenant.
-import { eq } from "drizzle-orm";
+import { and, eq, isNull, or } from "drizzle-orm";
 import type { NeonHttpDatabase } from "drizzle-orm/neon-http";
 import { z } from "zod";
 import type * as sharedSchema from "../db/schema/shared.ts";
@@ -101,7 +101,8 @@ export async function lookupHostInCatalog(db: CatalogDatabase, host: string): Pr
     .select({ id: tenants.id, slug: tenants.slug, name: tenants.name, schema: tenants.schemaName, status: tenants.status })
     .from(tenantHosts)
     .innerJoin(tenants, eq(tenants.id, tenantHosts.tenantId))
-    .where(eq(tenantHosts.host, host))
+    // A custom hostname (Cloudflare for SaaS) is served only once Cloudflare reports it active.
+    .where(and(eq(tenantHosts.host, host), or(isNull(tenantHosts.customHostnameId), eq(tenantHosts.customStatus, "active"))))
     .limit(1);
   return rows[0] ?? null;
 }

@@ -106,7 +106,7 @@ describe.concurrent("bad usage exits 2", () => {
     ["suspend without a slug", ["suspend"], "usage: npm run tenants -- suspend <slug>"],
     ["delete without a slug", ["delete", "--yes"], "usage: npm run tenants -- delete <slug> --yes"],
     ["hosts without a host", ["hosts", "add", "acme"], "usage: npm run tenants -- hosts add|remove <slug> <host>"],
-    ["an unknown hosts action", ["hosts", "move", "acme", "x.example.com"], 'unknown hosts action "move": use hosts add or hosts remove'],
+    ["an unknown hosts action", ["hosts", "move", "acme", "x.example.com"], 'unknown hosts action "move": use hosts add, hosts remove or hosts status'],
     ["cache without purge", ["cache", "flush"], "usage: npm run tenants -- cache purge <host> [<host> ...]"],
   ];
   it.each(cases)("%s", async (_, args, message) => {
@@ -149,7 +149,7 @@ describe.concurrent("arguments are checked before connecting: the same answers w
     [["create", "newco", "--name", "NewCo", "--host", "newco.example.com:8080"], 1, hostMessage("newco.example.com:8080")],
     [["hosts", "add", "acme", "127.0.0.1"], 1, hostMessage("127.0.0.1")],
     [["hosts", "add", "1acme", "x.example.com"], 1, slugMessage("1acme")],
-    [["hosts", "move", "acme", "x.example.com"], 2, 'unknown hosts action "move": use hosts add or hosts remove'],
+    [["hosts", "move", "acme", "x.example.com"], 2, 'unknown hosts action "move": use hosts add, hosts remove or hosts status'],
     [["suspend"], 2, "usage: npm run tenants -- suspend <slug>"],
     [["suspend", "Acme"], 1, slugMessage("Acme")],
     [["rename", "acme", "Not-A-Slug"], 1, slugMessage("Not-A-Slug")],

@@ -1,6 +1,6 @@
 // Shared tables: the tenant catalog. They live in the `shared` schema of every database.
 import { sql } from "drizzle-orm";
-import { bigint, boolean, check, foreignKey, index, pgSchema, text, timestamp, unique, uniqueIndex } from "drizzle-orm/pg-core";
+import { bigint, boolean, check, foreignKey, index, jsonb, pgSchema, text, timestamp, unique, uniqueIndex } from "drizzle-orm/pg-core";
 import { SCHEMA_NAME_PATTERN, SHARED_SCHEMA } from "../../tenancy/naming.ts";
 
 export const shared = pgSchema(SHARED_SCHEMA);
@@ -80,10 +80,28 @@ export const tenantHosts = shared.table(
       .references(() => tenants.id, { onDelete: "cascade" }),
     isPrimary: boolean("is_primary").notNull().default(false),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    // A custom hostname registered with Cloudflare for SaaS (`hosts add --custom`); all null for
+    // other hosts. The Worker serves such a host only while `custom_status` is 'active'. Columns of
+    // this table (not a table of their own), so the app role's SELECT on it covers them.
+    /** Cloudflare's id of the custom hostname. */
+    customHostnameId: text("custom_hostname_id").unique(),
+    /** The SaaS zone it was registered in. */
+    customZoneId: text("custom_zone_id"),
+    /** The hostname's status as Cloudflare last reported it (pending, active, moved, ...). */
+    customStatus: text("custom_status"),
+    /** Its certificate's status (initializing, pending_validation, active, ...). */
+    customSslStatus: text("custom_ssl_status"),
+    /** What the customer must publish to prove ownership, and the errors Cloudflare reported. */
+    customVerification: jsonb("custom_verification"),
+    customCheckedAt: timestamp("custom_checked_at", { withTimezone: true }),
   },
   (t) => [
     index("tenant_hosts_tenant_id_idx").on(t.tenantId),
     uniqueIndex("tenant_hosts_one_primary_idx").on(t.tenantId).where(sql`${t.isPrimary}`),
     check("tenant_hosts_host_lowercase", sql`${t.host} = lower(${t.host})`),
+    check(
+      "tenant_hosts_custom_complete",
+      sql`(${t.customHostnameId} IS NULL) = (${t.customZoneId} IS NULL) AND (${t.customHostnameId} IS NULL) = (${t.customStatus} IS NULL) AND (${t.customHostnameId} IS NULL) = (${t.customCheckedAt} IS NULL)`,
+    ),
   ],
 );
