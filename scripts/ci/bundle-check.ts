@@ -1,0 +1,141 @@
+// `node scripts/ci/bundle-check.ts`: builds the production bundle exactly as a deploy would
+// (`wrangler deploy --dry-run --env production --outdir <tmp>`, nothing is uploaded) and fails when
+// - the build fails (a syntax or type-stripping error, an import that cannot be resolved: without
+//   the nodejs_compat flag, wrangler refuses `node:*` and Node's built-in modules),
+// - the bundle still imports a Node built-in (`node:fs`, `fs`, ...): the Worker runs without
+//   nodejs_compat, so such an import would fail at deploy or at the first request,
+// - the bundle's gzip size is above BUNDLE_BUDGET_BYTES.
+// It prints the raw and gzip sizes. Exit codes: 0 within budget, 1 failed, 2 bad usage.
+import { spawnSync } from "node:child_process";
+import { builtinModules } from "node:module";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+
+/**
+ * The gzip budget of the production bundle: the size measured when the check was introduced
+ * (261.4 KiB, wrangler 4.164 on 2026-11-27) plus 20%, rounded up to a whole KiB. Raise it on
+ * purpose, in this one place, when a change is worth the bytes (and say so in docs/deploying.md).
+ */
+export const BUNDLE_BUDGET_BYTES = 314 * 1024;
+
+const WRANGLER = resolve(import.meta.dirname, "../../node_modules/.bin/wrangler");
+
+export interface BundleReport {
+  files: string[];
+  rawBytes: number;
+  gzipBytes: number;
+  /** Node built-ins the bundle imports, as written ("node:fs", "fs"). */
+  nodeImports: string[];
+}
+
+const NODE_BUILTINS = new Set(builtinModules.filter((m) => !m.startsWith("_")));
+
+/** Module specifiers a bundle imports: static `import ... from "x"`, `import "x"`, `import("x")`, `require("x")`. */
+function importedSpecifiers(code: string): string[] {
+  const found = new Set<string>();
+  const patterns = [
+    /\bimport\s+(?:[\w*${}\s,]+?\s+from\s+)?["']([^"']+)["']/g,
+    /\bexport\s+(?:\*|\{[^}]*\})\s+from\s+["']([^"']+)["']/g,
+    /\bimport\(\s*["']([^"']+)["']\s*\)/g,
+    /\brequire\(\s*["']([^"']+)["']\s*\)/g,
+  ];
+  for (const pattern of patterns) for (const m of code.matchAll(pattern)) found.add(m[1]!);
+  return [...found];
+}
+
+function isNodeBuiltin(specifier: string): boolean {
+  if (specifier.startsWith("node:")) return true;
+  return NODE_BUILTINS.has(specifier.split("/")[0]!) && !specifier.startsWith(".");
+}
+
+/** Sizes and Node imports of the modules wrangler wrote to `outdir` (source maps and README excluded). */
+export function inspectBundle(outdir: string): BundleReport {
+  const files = readdirSync(outdir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && /\.(m?js|cjs|wasm)$/.test(e.name))
+    .map((e) => relative(outdir, join(e.parentPath, e.name)))
+    .sort();
+  let rawBytes = 0;
+  let gzipBytes = 0;
+  const nodeImports = new Set<string>();
+  for (const file of files) {
+    const bytes = readFileSync(join(outdir, file));
+    rawBytes += bytes.length;
+    gzipBytes += gzipSync(bytes).length;
+    if (!file.endsWith(".wasm")) for (const s of importedSpecifiers(bytes.toString("utf8"))) if (isNodeBuiltin(s)) nodeImports.add(s);
+  }
+  return { files, rawBytes, gzipBytes, nodeImports: [...nodeImports].sort() };
+}
+
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+
+/** The report's verdict: the problems, one line each (none: within budget). */
+export function problems(report: BundleReport, budgetBytes = BUNDLE_BUDGET_BYTES): string[] {
+  const found: string[] = [];
+  if (report.files.length === 0) found.push("wrangler wrote no module: nothing to check");
+  if (report.nodeImports.length) {
+    found.push(
+      `the bundle imports Node built-in module(s) ${report.nodeImports.join(", ")}: the Worker runs without nodejs_compat; ` +
+        "keep Node-only code in scripts/ (the CLIs), out of what src/index.ts imports",
+    );
+  }
+  if (report.gzipBytes > budgetBytes) {
+    found.push(
+      `the bundle is ${kib(report.gzipBytes)} gzipped, over its budget of ${kib(budgetBytes)} (scripts/ci/bundle-check.ts): ` +
+        "find what grew (the source map in the output folder shows which modules), or raise BUNDLE_BUDGET_BYTES there on purpose",
+    );
+  }
+  return found;
+}
+
+/** Runs the dry-run build into a fresh folder; returns the folder, or the build's error output. */
+export function build(config: string, env: string): { outdir: string } | { error: string } {
+  const outdir = mkdtempSync(join(tmpdir(), "edge-tenants-bundle-"));
+  const run = spawnSync(WRANGLER, ["deploy", "--dry-run", "--config", config, "--env", env, "--outdir", outdir], {
+    cwd: dirname(config),
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+  });
+  if (run.status !== 0) {
+    rmSync(outdir, { recursive: true, force: true });
+    const output = `${run.stdout ?? ""}${run.stderr ?? ""}`.trim();
+    return { error: output || `wrangler exited with ${run.status ?? run.signal}` };
+  }
+  return { outdir };
+}
+
+function main(): number {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: { config: { type: "string", default: "wrangler.toml" }, env: { type: "string", default: "production" } },
+    }));
+  } catch (error) {
+    console.error(`error: ${(error as Error).message} (usage: node scripts/ci/bundle-check.ts [--config wrangler.toml] [--env production])`);
+    return 2;
+  }
+  const config = resolve(values.config);
+  const built = build(config, values.env);
+  if ("error" in built) {
+    // wrangler's own report (the file, the line, the unresolved import) follows the one-line verdict.
+    console.error(`error: the ${values.env} bundle does not build (wrangler deploy --dry-run failed); wrangler said:`);
+    console.error(built.error.split("\n").map((l) => `  ${l}`).join("\n"));
+    return 1;
+  }
+  try {
+    const report = inspectBundle(built.outdir);
+    console.log(
+      `bundle (${values.env}): ${report.files.join(", ")}: ${kib(report.rawBytes)}, gzip ${kib(report.gzipBytes)} ` +
+        `(budget ${kib(BUNDLE_BUDGET_BYTES)}, ${((100 * report.gzipBytes) / BUNDLE_BUDGET_BYTES).toFixed(0)}% used)`,
+    );
+    const found = problems(report);
+    for (const p of found) console.error(`error: ${p}`);
+    return found.length ? 1 : 0;
+  } finally {
+    rmSync(built.outdir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) process.exitCode = main();
