@@ -37,6 +37,7 @@ import {
   CustomHostnameConfigError,
   addCustomHost,
   cloudflareClient,
+  customHostnameOf,
   describeStates,
   isServed,
   refreshCustomHosts,
@@ -458,7 +459,7 @@ function planCommand(command: string, rest: string[], values: Record<string, str
         return {
           changes,
           async run(client) {
-            const { states, stale } = await refreshCustomHosts(client, cloudflareClient(config), config, slug);
+            const { states, stale } = await refreshCustomHosts(client, await cloudflareClient(config), config, slug);
             console.log(flag("json") ? JSON.stringify(states, null, 2) : describeStates(states));
             return stale;
           },
@@ -474,7 +475,7 @@ function planCommand(command: string, rest: string[], values: Record<string, str
         return {
           changes,
           async run(client) {
-            const { stale, state } = await addCustomHost(client, cloudflareClient(config), config, slug!, host!, {
+            const { stale, state } = await addCustomHost(client, await cloudflareClient(config), config, slug!, host!, {
               force: flag("force"),
               onForced: warnForced,
             });
@@ -500,8 +501,15 @@ function planCommand(command: string, rest: string[], values: Record<string, str
             console.log(`Added host ${stale[0]} to tenant ${slug}.`);
             return stale;
           }
+          const custom = await customHostnameOf(client, normalizeHost(host!)!);
           const stale = await removeHost(client, slug!, host!);
           console.log(`Removed host ${stale[0]} from tenant ${slug}.`);
+          if (custom) {
+            console.error(
+              `warning: ${stale[0]} is still registered with Cloudflare for SaaS (custom hostname ${custom.id} in zone ${custom.zoneId}): ` +
+                "delete it on the zone's Custom Hostnames page (docs/custom-domains.md)",
+            );
+          }
           return stale;
         },
       };

@@ -3,7 +3,7 @@
 // the hostname's status and its certificate's status in shared.tenant_hosts; `hosts status`
 // refreshes them. The Worker serves a custom host only while its recorded status is "active"
 // (src/tenancy/resolve.ts), so a customer's domain goes live only once Cloudflare has verified it.
-import Cloudflare from "cloudflare";
+import type Cloudflare from "cloudflare";
 import type {
   CustomHostnameCreateResponse,
   CustomHostnameGetResponse,
@@ -46,19 +46,23 @@ export function saasConfig(options: { zoneId?: string; needZone: boolean }, envi
   return { apiToken, zoneId, baseURL };
 }
 
-export function cloudflareClient(config: SaasConfig): Cloudflare {
+/** The SDK, loaded by the commands that use it only: it adds most of a second to every CLI start. */
+let sdk: typeof Cloudflare | undefined;
+
+export async function cloudflareClient(config: SaasConfig): Promise<Cloudflare> {
+  sdk ??= (await import("cloudflare")).default;
   // No automatic retries: the SDK would retry a create after a timeout or a 409 (and a create that
   // reached Cloudflare must not be sent twice); reads ask for their own retries.
-  return new Cloudflare({ apiToken: config.apiToken, baseURL: config.baseURL, maxRetries: 0, timeout: 30_000 });
+  return new sdk({ apiToken: config.apiToken, baseURL: config.baseURL, maxRetries: 0, timeout: 30_000 });
 }
 
 /** Cloudflare's answer as one line: the status and the API's own error messages and codes. */
 export function describeApiError(error: unknown, baseURL: string): string {
-  if (error instanceof Cloudflare.APIConnectionError) {
+  if (sdk && error instanceof sdk.APIConnectionError) {
     const cause = (error.cause as Error | undefined)?.message;
     return `cannot reach ${baseURL}: ${cause ?? error.message}`;
   }
-  if (error instanceof Cloudflare.APIError) {
+  if (sdk && error instanceof sdk.APIError) {
     const why = error.errors.map((e) => `${e.message}${e.code ? ` (${e.code})` : ""}`).join("; ");
     return `Cloudflare's API answered ${error.status}${why ? `: ${why}` : ""}`;
   }
@@ -202,6 +206,21 @@ export async function refreshCustomHosts(
     }
   });
   return { states: await readStates(client, { slug }), stale };
+}
+
+/** The custom hostname registered for `host`, if it is one. */
+export async function customHostnameOf(client: pg.Client, host: string): Promise<{ id: string; zoneId: string } | undefined> {
+  try {
+    const { rows } = await client.query<{ id: string; zoneId: string }>(
+      `SELECT custom_hostname_id AS id, custom_zone_id AS "zoneId" FROM shared.tenant_hosts WHERE host = $1 AND custom_hostname_id IS NOT NULL`,
+      [host],
+    );
+    return rows[0];
+  } catch (error) {
+    // Before init there is no catalog (undefined_table): the command itself says so next.
+    if ((error as { code?: string }).code === "42P01") return undefined;
+    throw error;
+  }
 }
 
 /** The states as a table, with what is still missing for each host that is not served. */

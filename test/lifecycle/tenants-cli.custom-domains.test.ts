@@ -304,4 +304,16 @@ describe("a customer's domain, from registration to active", () => {
     const text = await tenantsCli({ databaseUrl, env: saasEnv() }, "hosts", "status");
     expect(text.stdout).toMatch(new RegExp(`^${HOST.replace(/\./g, "\\.")}\\s+acme\\s+active\\s+active\\s+yes\\s`, "m"));
   });
+
+  it("hosts remove detaches it, and says it is still registered at Cloudflare", async () => {
+    const id = (await customColumns(HOST)).id;
+    const r = await tenantsCli({ databaseUrl }, "hosts", "remove", "acme", HOST);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toBe(`Removed host ${HOST} from tenant acme.\n`);
+    expect(r.stderr).toBe(
+      `warning: ${HOST} is still registered with Cloudflare for SaaS (custom hostname ${id} in zone ${ZONE}): ` +
+        "delete it on the zone's Custom Hostnames page (docs/custom-domains.md)\n",
+    );
+    expect(await customColumns(HOST)).toBeUndefined();
+  });
 });
