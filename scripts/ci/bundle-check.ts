@@ -16,10 +16,10 @@ import { gzipSync } from "node:zlib";
 
 /**
  * The gzip budget of the production bundle: the size measured when the check was introduced
- * (261.4 KiB, wrangler 4.164 on 2026-11-27) plus 20%, rounded up to a whole KiB. Raise it on
+ * (266.5 KiB, wrangler 4.164, main on 2026-11-27) plus 20%, rounded up to a whole KiB. Raise it on
  * purpose, in this one place, when a change is worth the bytes (and say so in docs/deploying.md).
  */
-export const BUNDLE_BUDGET_BYTES = 314 * 1024;
+export const BUNDLE_BUDGET_BYTES = 320 * 1024;
 
 const WRANGLER = resolve(import.meta.dirname, "../../node_modules/.bin/wrangler");
 
