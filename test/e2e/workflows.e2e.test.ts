@@ -68,8 +68,10 @@ describe("deploy.yml (push to main)", () => {
     expect(needs(w.jobs.deploy!)).toEqual(["migrate"]);
     // No `if: always()` or similar that would run a job after a failure.
     for (const job of Object.values(w.jobs)) expect(job.if).toBeUndefined();
-    expect(runs(w.jobs.test!)).toMatch(/^npm test$/m);
-    expect(runs(w.jobs.test!)).toMatch(/^node scripts\/ci\/bundle-check\.ts$/m);
+    // The test job is .ci/run, which builds the production bundle and runs the tests.
+    expect(runs(w.jobs.test!).trim()).toBe("bash .ci/run");
+    const ci = readFileSync(resolve(REPO_ROOT, ".ci/run"), "utf8");
+    expect(ci).toMatch(/^node scripts\/ci\/bundle-check\.ts\nnpm test$/m);
   });
 
   it("migrates with the DATABASE_URL secret and deploys with the Cloudflare token, each only where needed", () => {
