@@ -160,6 +160,7 @@ describe("adopting the tutorial app's database", () => {
         "shared shared 0001_schema_registry",
         "shared shared 0002_register_existing_schemas",
         "shared shared 0003_tenants_schema_registered",
+        "shared shared 0004_custom_hostnames",
         "<tenant> tenant 0000_init",
         "<tenant> tenant 0001_item_status",
         "<tenant> tenant 0002_user_role",
