@@ -11,6 +11,8 @@ function ownerUrl(adminUrl: string, workerUrl: string): string {
 export default defineConfig({
   test: {
     globalSetup: ["./test/global-setup.ts"],
+    // The Worker logs one JSON line per request; keep test output to the rest.
+    onConsoleLog: (log) => !log.includes('"event":"request"'),
     projects: [
       {
         test: {
@@ -25,6 +27,8 @@ export default defineConfig({
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
+              // Tests only: a real Rate Limiting binding with a small limit, to reach a tenant's limit.
+              ratelimits: { TEST_TENANT_LIMITER_5: { namespace_id: "9001", simple: { limit: 5, period: 60 } } },
               bindings: {
                 // The Worker connects as the app role; the owner's URL is for tests that act as the CLIs.
                 DATABASE_URL: inject("workerDatabaseUrl"),

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { TenantDatabase } from "./db/client.ts";
 import type { TenantTables } from "./db/schema/tenant.ts";
 import { isValidSchemaName, normalizeHost } from "./tenancy/naming.ts";
+import type { RequestTelemetry } from "./telemetry.ts";
 import type { ResolvedTenant } from "./tenancy/resolve.ts";
 import type { Authentication } from "./auth/middleware.ts";
 
@@ -73,6 +74,11 @@ export const WorkerConfigSchema = z.object({
       "TENANT_RESOLUTION is cache, catalog or fixed:<schema> (a tenant schema name such as tenant_abcdefghijkl)",
     )
     .default("cache"),
+  /**
+   * Benchmarks only, and only in local mode (ignored with a warning otherwise): `off` turns off the
+   * per-request log line, the metrics data point and the per-tenant request limit, to measure them.
+   */
+  REQUEST_TELEMETRY: z.enum(["on", "off"], { error: "REQUEST_TELEMETRY is on or off" }).default("on"),
 });
 
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
@@ -91,5 +97,7 @@ export type AppEnv = {
     tables: TenantTables;
     /** Who is asking, from a session cookie or a bearer token checked against this tenant. */
     auth: Authentication;
+    /** This request's counters for its log line and data point (src/telemetry.ts). */
+    telemetry: RequestTelemetry;
   };
 };

@@ -1,5 +1,6 @@
 import { swaggerUI } from "@hono/swagger-ui";
 import { Hono } from "hono";
+import { contextStorage } from "hono/context-storage";
 import { requestId } from "hono/request-id";
 import type { AppEnv } from "./env.ts";
 import { AppError, errorResponse, lastResortResponse } from "./errors/index.ts";
@@ -7,9 +8,12 @@ import { workerConfig } from "./middleware/config.ts";
 import { answerError } from "./middleware/tenant.ts";
 import { api, openApiDocument } from "./routes/api.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { requestTelemetry } from "./telemetry.ts";
 
 export const app = new Hono<AppEnv>()
   .use(requestId())
+  .use(contextStorage())
+  .use(requestTelemetry())
   .use(workerConfig())
   .route("/", healthRoutes)
   .get("/openapi.json", (c) => c.json(openApiDocument))

@@ -6,5 +6,7 @@ declare namespace Cloudflare {
     TEST_OWNER_DATABASE_URL?: string;
     TEST_STATEMENT_LOG_URL?: string;
     SESSION_SECRET?: string;
+    /** A real Rate Limiting binding, 5 per 60 s (vitest.config.ts). */
+    TEST_TENANT_LIMITER_5: RateLimit;
   }
 }

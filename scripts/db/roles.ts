@@ -58,6 +58,25 @@ export interface AppRoleOptions {
   appPassword?: string;
   /** init only: told what was granted. */
   onGrants?: (summary: AppGrantSummary) => void;
+  /**
+   * init only: the app role's statement_timeout in this database, in milliseconds (0: none), so one
+   * tenant's slow query cannot hold the database. APP_STATEMENT_TIMEOUT_MS, else 5000.
+   */
+  appStatementTimeoutMs?: number;
+}
+
+export const DEFAULT_APP_STATEMENT_TIMEOUT_MS = 5_000;
+
+/** The app role's statement_timeout from the option, APP_STATEMENT_TIMEOUT_MS, or the default. */
+export function resolveAppStatementTimeout(explicit?: number, env: NodeJS.ProcessEnv = process.env): number {
+  if (explicit !== undefined) return explicit;
+  const raw = env.APP_STATEMENT_TIMEOUT_MS;
+  if (raw === undefined || raw === "") return DEFAULT_APP_STATEMENT_TIMEOUT_MS;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new AppRoleError(`APP_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds (0 for none), not "${raw}"`);
+  }
+  return value;
 }
 
 export interface AppGrantSummary {
@@ -68,6 +87,8 @@ export interface AppGrantSummary {
   tenantSchemas: number;
   /** Problems that did not stop init (e.g. PUBLIC keeps CREATE on schema public). */
   warnings: string[];
+  /** The app role's statement_timeout in this database (ms; 0: none), or undefined if it could not be set. */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -267,7 +288,24 @@ export async function applyAppRole(client: pg.ClientBase, options: AppRoleOption
       );
     }
   }
-  const summary: AppGrantSummary = { role, created, tenantSchemas: schemas.length, warnings };
+  // Every session of the app role in this database (the Worker's) stops a statement after this long.
+  const timeoutMs = resolveAppStatementTimeout(options.appStatementTimeoutMs);
+  const { rows: dbRows } = await client.query<{ db: string }>("SELECT current_database() AS db");
+  let statementTimeoutMs: number | undefined = timeoutMs;
+  await client.query("SAVEPOINT edge_tenants_timeout");
+  try {
+    await client.query(`ALTER ROLE ${quoteIdent(role)} IN DATABASE ${quoteIdent(dbRows[0]!.db)} SET statement_timeout = ${timeoutMs}`);
+    await client.query("RELEASE SAVEPOINT edge_tenants_timeout");
+  } catch (error) {
+    if ((error as { code?: string }).code !== "42501") throw error;
+    await client.query("ROLLBACK TO SAVEPOINT edge_tenants_timeout");
+    statementTimeoutMs = undefined;
+    warnings.push(
+      `cannot set role ${role}'s statement_timeout (${(error as Error).message}): have an administrator run ` +
+        `ALTER ROLE ${quoteIdent(role)} IN DATABASE ${quoteIdent(dbRows[0]!.db)} SET statement_timeout = ${timeoutMs}`,
+    );
+  }
+  const summary: AppGrantSummary = { role, created, tenantSchemas: schemas.length, warnings, statementTimeoutMs };
   options.onGrants?.(summary);
   return summary;
 }

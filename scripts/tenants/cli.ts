@@ -2,10 +2,11 @@
 import { parseArgs } from "node:util";
 import type pg from "pg";
 import { parse as parseConnectionString } from "pg-connection-string";
+import { RATE_LIMIT_TIERS } from "../../src/db/schema/shared.ts";
 import { hostError, normalizeHost, slugError } from "../../src/tenancy/naming.ts";
 import { EXIT_USAGE, UsageError, fail } from "../cli-support.ts";
 import { connect, databaseUrlFromEnv } from "../db/connect.ts";
-import { resolveAppRole, type AppGrantSummary } from "../db/roles.ts";
+import { resolveAppRole, resolveAppStatementTimeout, type AppGrantSummary } from "../db/roles.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import {
   DEFAULT_PERSIST_TO,
@@ -25,6 +26,7 @@ import {
   listTenants,
   removeHost,
   renameTenant,
+  setRateLimitTier,
   setTenantStatus,
   showTenant,
   TenantCommandError,
@@ -65,6 +67,8 @@ Commands:
   hosts remove <slug> <host>              Remove a host from a tenant
   suspend <slug>                          Suspend a tenant (its hosts answer 403 tenant_suspended)
   resume <slug>                           Resume a suspended tenant
+  tier <slug> standard|high               Set the tenant's request-rate tier (the Worker's TENANT_LIMITER
+                                          binding for standard, TENANT_LIMITER_HIGH for high)
   delete <slug> --yes                     Drop the tenant's schema and catalog rows (irreversible)
   cache purge <host> [<host> ...]         Remove hosts' cached answers from Workers KV
   adopt <slug> --name <name> --host <host> [--host <host> ...] [--shared <table>,...] [--dry-run] [--json]
@@ -77,7 +81,7 @@ Commands:
                                           of the tenant track exactly. --dry-run prints the plan and the match
                                           and changes nothing. See docs/adopting.md
 
-Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, delete) purge the
+Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, tier, delete) purge the
 affected hosts from the Workers KV tenant cache, in one step per command:
   (default)        the local namespace \`wrangler dev\` uses (.wrangler/state; --persist-to <dir>)
   --remote         the deployed namespace, through Cloudflare's API: needs CLOUDFLARE_API_TOKEN, and
@@ -109,6 +113,7 @@ function describe(t: TenantInfo): string {
     `name:    ${t.name}`,
     `schema:  ${t.schema}`,
     `status:  ${t.status}`,
+    `tier:    ${t.rateLimitTier}`,
     `hosts:   ${hosts || "(none)"}`,
     `created: ${t.createdAt}`,
     `updated: ${t.updatedAt}`,
@@ -177,6 +182,7 @@ function databaseHost(url: string): string {
 /** What a command does once its arguments are known to be good. */
 interface Roles {
   appRole: string;
+  appStatementTimeoutMs: number;
 }
 
 interface Plan {
@@ -186,7 +192,7 @@ interface Plan {
   changes: boolean;
 }
 
-const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "delete"]);
+const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "tier", "delete"]);
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals: args } = (() => {
@@ -224,7 +230,7 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "delete", "cache", "adopt"];
+  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "tier", "delete", "cache", "adopt"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
   if (values.remote && values["no-purge"]) throw new UsageError("--remote purges the deployed KV and --no-purge skips purging: give one of them");
 
@@ -268,7 +274,7 @@ async function main(argv: string[]): Promise<void> {
   // After .env is read (databaseUrlFromEnv), before connecting: a bad name is a usage error.
   const roles = (() => {
     try {
-      return { appRole: resolveAppRole(values["app-role"]) };
+      return { appRole: resolveAppRole(values["app-role"]), appStatementTimeoutMs: resolveAppStatementTimeout() };
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
@@ -332,7 +338,10 @@ function planCommand(command: string, rest: string[], values: Record<string, str
           if (grants) {
             console.log(
               `App role ${grants.role}${grants.created ? " created" : ""}: grants ${created ? "applied" : "re-applied"} on shared ` +
-                `and ${grants.tenantSchemas} tenant schema(s).`,
+                `and ${grants.tenantSchemas} tenant schema(s).` +
+                (grants.statementTimeoutMs === undefined
+                  ? ""
+                  : ` Its statements stop after ${grants.statementTimeoutMs ? `${grants.statementTimeoutMs} ms` : "no time limit"} (APP_STATEMENT_TIMEOUT_MS).`),
             );
             for (const warning of grants.warnings) console.error(`warning: ${warning}`);
           }
@@ -524,6 +533,21 @@ function planCommand(command: string, rest: string[], values: Record<string, str
         async run(client) {
           const stale = await setTenantStatus(client, slug!, status);
           console.log(`Tenant ${slug} is now ${status}.`);
+          return stale;
+        },
+      };
+    }
+    case "tier": {
+      const [slug, tier] = positionals(rest, 2, "tier <slug> standard|high");
+      requireSlug(slug!);
+      if (!(RATE_LIMIT_TIERS as readonly string[]).includes(tier!)) {
+        throw new UsageError(`unknown rate limit tier "${tier}": use ${RATE_LIMIT_TIERS.join(" or ")}`);
+      }
+      return {
+        changes,
+        async run(client) {
+          const stale = await setRateLimitTier(client, slug!, tier!);
+          console.log(`Tenant ${slug} is now on the ${tier} request-rate tier.`);
           return stale;
         },
       };

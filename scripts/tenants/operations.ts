@@ -18,6 +18,9 @@ import {
 
 /** A refused tenant command: one line for the user, and nothing changed. */
 export class TenantCommandError extends Error {}
+import { RATE_LIMIT_TIERS } from "../../src/db/schema/shared.ts";
+
+export type RateLimitTier = (typeof RATE_LIMIT_TIERS)[number];
 
 export interface TenantInfo {
   id: number;
@@ -25,6 +28,8 @@ export interface TenantInfo {
   name: string;
   schema: string;
   status: "active" | "suspended";
+  /** Which per-tenant request limit of the Worker applies (wrangler.toml's TENANT_LIMITER bindings). */
+  rateLimitTier: RateLimitTier;
   hosts: Array<{ host: string; primary: boolean }>;
   createdAt: string;
   updatedAt: string;
@@ -270,6 +275,7 @@ export async function createTenant(
 
 const TENANT_INFO_SQL = `
 SELECT t.id::int AS id, t.slug, t.name, t.schema_name AS schema, t.status::text AS status,
+       t.rate_limit_tier::text AS "rateLimitTier",
        to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "createdAt",
        to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "updatedAt",
        coalesce((SELECT json_agg(json_build_object('host', h.host, 'primary', h.is_primary)
@@ -374,6 +380,22 @@ export async function setTenantStatus(client: pg.Client, slug: string, status: "
       [tenant.id, status],
     );
     if (!rowCount) throw new TenantCommandError(`tenant ${slug} is already ${status}`);
+    return tenant.hosts;
+  });
+}
+
+/** Sets a tenant's request-rate tier; returns its hosts (their cached answers carry the tier). */
+export async function setRateLimitTier(client: pg.Client, slug: string, tier: string): Promise<string[]> {
+  if (!(RATE_LIMIT_TIERS as readonly string[]).includes(tier)) {
+    throw new TenantCommandError(`unknown rate limit tier "${tier}": use ${RATE_LIMIT_TIERS.join(" or ")}`);
+  }
+  return lockedTransaction(client, async () => {
+    const tenant = await requireTenant(client, slug);
+    const { rowCount } = await client.query(
+      "UPDATE shared.tenants SET rate_limit_tier = $2, updated_at = now() WHERE id = $1 AND rate_limit_tier <> $2",
+      [tenant.id, tier],
+    );
+    if (!rowCount) throw new TenantCommandError(`tenant ${slug} is already on the ${tier} tier`);
     return tenant.hosts;
   });
 }

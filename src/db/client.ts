@@ -3,7 +3,9 @@ import { drizzle, type NeonHttpDatabase, type NeonHttpQueryResultHKT } from "dri
 import type { PgDeleteBase, PgInsertBuilder, PgUpdateBuilder, SelectedFields } from "drizzle-orm/pg-core";
 import type { CreatePgSelectFromBuilderMode } from "drizzle-orm/pg-core/query-builders/select.types";
 import type { GetSelectTableName, GetSelectTableSelection } from "drizzle-orm/query-builders/select.types";
-import type { WorkerConfig } from "../env.ts";
+import { tryGetContext } from "hono/context-storage";
+import type { AppEnv, WorkerConfig } from "../env.ts";
+import { currentTelemetry } from "../telemetry.ts";
 import type { ResolvedTenant } from "../tenancy/resolve.ts";
 import * as sharedSchema from "./schema/shared.ts";
 import { tenantTables, type TenantTables } from "./schema/tenant.ts";
@@ -42,6 +44,24 @@ export interface TenantDatabase {
 }
 
 const clients = new Map<string, NeonQueryFunction<false, false>>();
+
+/**
+ * The driver's fetch: the request's own fetch, timed and counted for that request's log line and
+ * data point (src/telemetry.ts). The request is found through Hono's context storage; nothing is
+ * shared between requests.
+ */
+neonConfig.fetchFunction = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+  const telemetry = currentTelemetry(tryGetContext<AppEnv>());
+  const started = Date.now();
+  try {
+    return await fetch(input, init);
+  } finally {
+    if (telemetry) {
+      telemetry.dbQueries++;
+      telemetry.dbMs += Date.now() - started;
+    }
+  }
+};
 
 /**
  * Points the driver at the local SQL endpoint when (and only when) LOCAL_SQL_ENDPOINT is set: local

@@ -18,11 +18,13 @@ export const ERROR_STATUS = {
   item_not_found: 404,
   email_taken: 409,
   rate_limited: 429,
+  tenant_rate_limited: 429,
   misconfigured: 500,
   internal_error: 500,
   response_too_large: 500,
   database_unavailable: 503,
   tenant_schema_outdated: 503,
+  statement_timeout: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -85,7 +87,7 @@ function isUnavailableState(state: string): boolean {
  */
 const UNDEFINED_OBJECT_STATES = new Set(["3F000", "42P01", "42703", "42704", "42883"]);
 
-export type DatabaseErrorKind = "unavailable" | "response_too_large" | "undefined_object" | "query";
+export type DatabaseErrorKind = "unavailable" | "response_too_large" | "undefined_object" | "statement_timeout" | "query";
 
 /**
  * What a database error means for the client, from its SQLSTATE and the driver's structure (never
@@ -96,6 +98,8 @@ export function classifyDatabaseError(error: unknown): DatabaseErrorKind | undef
   if (state) {
     if (isUnavailableState(state)) return "unavailable";
     if (UNDEFINED_OBJECT_STATES.has(state)) return "undefined_object";
+    // query_canceled: the app role's statement_timeout (set by init) stopped a slow statement.
+    if (state === "57014") return "statement_timeout";
     return "query";
   }
   const driver = driverError(error);
@@ -154,6 +158,8 @@ function escapeHtml(text: string): string {
 export function errorResponse(c: Context<AppEnv>, error: AppError): Response {
   const status = ERROR_STATUS[error.code];
   const requestId = c.get("requestId") ?? "";
+  const telemetry = c.get("telemetry");
+  if (telemetry) telemetry.errorCode = error.code;
   for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
   if (c.req.header("Accept")?.includes("text/html")) {
     return c.html(
@@ -195,6 +201,13 @@ export function onError(error: Error, c: Context<AppEnv>): Response {
     return errorResponse(
       c,
       new AppError("response_too_large", "The answer is larger than the database may send in one response; ask for less (e.g. a smaller limit)."),
+    );
+  }
+  if (kind === "statement_timeout") {
+    logFailure(c, "statement_timeout", error);
+    return errorResponse(
+      c,
+      new AppError("statement_timeout", "The database stopped this request's query: it ran longer than the service allows. Try again, or ask for less."),
     );
   }
   logFailure(c, "internal_error", error);

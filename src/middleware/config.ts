@@ -11,13 +11,17 @@ function parseConfig(env: object): WorkerConfig {
   if (!result.success) {
     throw new AppError("misconfigured", result.error.issues.map((issue) => issue.message).join("; "));
   }
-  const config = result.data;
+  let config = result.data;
   if (config.TENANT_RESOLUTION !== "cache" && !config.LOCAL_SQL_ENDPOINT) {
     console.warn(
       `TENANT_RESOLUTION=${config.TENANT_RESOLUTION} is ignored: it is for local benchmarks only ` +
         "(LOCAL_SQL_ENDPOINT set); tenants are resolved through the caches and the catalog. Remove it.",
     );
-    return { ...config, TENANT_RESOLUTION: "cache" };
+    config = { ...config, TENANT_RESOLUTION: "cache" };
+  }
+  if (config.REQUEST_TELEMETRY === "off" && !config.LOCAL_SQL_ENDPOINT) {
+    console.warn("REQUEST_TELEMETRY=off is ignored: it is for local benchmarks only (LOCAL_SQL_ENDPOINT set). Remove it.");
+    config = { ...config, REQUEST_TELEMETRY: "on" };
   }
   return config;
 }

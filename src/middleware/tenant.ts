@@ -6,7 +6,7 @@ import type { AppEnv, WorkerConfig } from "../env.ts";
 import { AppError, classifyDatabaseError, databaseUnavailable, errorResponse, logFailure, onError } from "../errors/index.ts";
 import { LruTtlCache } from "../tenancy/cache.ts";
 import { normalizeHost } from "../tenancy/naming.ts";
-import { evictHost, fixedTenant, resolveFromCatalog, resolveTenant, type Resolution } from "../tenancy/resolve.ts";
+import { evictHost, fixedTenant, resolveFromCatalog, resolveTenant, type Resolution, type ResolvedTenant } from "../tenancy/resolve.ts";
 
 /** Seconds a client over its new-host lookup limit is told to wait (the limiter's period). */
 export const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
@@ -50,7 +50,7 @@ function waitUntilOf(c: Context<AppEnv>): (p: Promise<unknown>) => void {
 
 async function resolve(c: Context<AppEnv>, host: string, config: WorkerConfig): Promise<Resolution> {
   const mode = config.TENANT_RESOLUTION;
-  if (mode.startsWith("fixed:")) return { kind: "tenant", tenant: fixedTenant(mode.slice("fixed:".length)) };
+  if (mode.startsWith("fixed:")) return { kind: "tenant", tenant: fixedTenant(mode.slice("fixed:".length)), source: "fixed" };
   const db = catalogDatabase(config);
   if (mode === "catalog") return resolveFromCatalog(host, db);
   const limiter = c.env.NEW_HOST_LIMITER;
@@ -80,6 +80,25 @@ async function resolve(c: Context<AppEnv>, host: string, config: WorkerConfig): 
   });
 }
 
+/** Seconds a tenant over its request limit is told to wait (the TENANT_LIMITER bindings' period). */
+export const TENANT_LIMIT_RETRY_AFTER_SECONDS = 10;
+
+/**
+ * The per-tenant request limit (noisy neighbours): every request of a tenant counts against the
+ * Rate Limiting binding of its tier, keyed by its schema (its identity; kept across renames).
+ * No binding, or a failing one: allowed (serving matters more; the failure is logged).
+ */
+async function withinTenantLimit(c: Context<AppEnv>, tenant: ResolvedTenant): Promise<boolean> {
+  const limiter = tenant.rateLimitTier === "high" ? c.env.TENANT_LIMITER_HIGH : c.env.TENANT_LIMITER;
+  if (!limiter) return true;
+  try {
+    return (await limiter.limit({ key: tenant.schema })).success;
+  } catch (error) {
+    console.warn(JSON.stringify({ event: "rate_limiter_failed", limiter: "tenant", error: String(error) }));
+    return true;
+  }
+}
+
 /**
  * Resolves the request's Host to its tenant and puts the tenant and a Drizzle client bound to its
  * tables on the context. Handlers after it need no tenancy code, and have no other way to tenant data.
@@ -91,6 +110,8 @@ export function tenancy() {
       throw new AppError("invalid_host", "The request's host is not a valid DNS name.");
     }
     const resolution = await resolve(c, host, c.var.config);
+    const telemetry = c.get("telemetry");
+    if (telemetry) telemetry.resolution = resolution.kind === "rate_limited" ? "limited" : resolution.source;
     if (resolution.kind === "rate_limited") {
       throw new AppError(
         "rate_limited",
@@ -100,11 +121,18 @@ export function tenancy() {
     }
     if (resolution.kind === "unknown") throw new AppError("tenant_not_found", `No tenant answers at ${host}.`);
     const { tenant } = resolution;
+    c.set("tenant", tenant); // for the request's log line, also when refused below
     if (tenant.status === "suspended") {
       throw new AppError("tenant_suspended", `The tenant at ${host} is suspended.`);
     }
+    if (c.var.config.REQUEST_TELEMETRY !== "off" && !(await withinTenantLimit(c, tenant))) {
+      throw new AppError(
+        "tenant_rate_limited",
+        `This tenant is receiving more requests than its plan allows; try again in ${TENANT_LIMIT_RETRY_AFTER_SECONDS} seconds.`,
+        { headers: { "Retry-After": String(TENANT_LIMIT_RETRY_AFTER_SECONDS) } },
+      );
+    }
     const { db, tables } = bindTenant(c.var.config, tenant);
-    c.set("tenant", tenant);
     c.set("db", db);
     c.set("tables", tables);
     await next();

@@ -10,7 +10,7 @@ import { and, eq, isNull, or } from "drizzle-orm";
 import type { NeonHttpDatabase } from "drizzle-orm/neon-http";
 import { z } from "zod";
 import type * as sharedSchema from "../db/schema/shared.ts";
-import { tenantHosts, tenants } from "../db/schema/shared.ts";
+import { RATE_LIMIT_TIERS, tenantHosts, tenants } from "../db/schema/shared.ts";
 import { LruTtlCache, hostCacheKey } from "./cache.ts";
 import { SLUG_PATTERN, isValidSchemaName } from "./naming.ts";
 
@@ -20,6 +20,8 @@ export const TenantRecordSchema = z.object({
   name: z.string(),
   schema: z.string().refine(isValidSchemaName, "not a tenant schema name"),
   status: z.enum(["active", "suspended"]),
+  /** Entries cached before tiers existed have none: standard. */
+  rateLimitTier: z.enum(RATE_LIMIT_TIERS).default("standard"),
 });
 
 export type TenantRecord = z.infer<typeof TenantRecordSchema>;
@@ -67,9 +69,12 @@ export interface ResolveDeps {
   allowCatalogLookup: () => Promise<boolean>;
 }
 
+/** Where an answer came from (logged per request). */
+export type ResolutionSource = "memory" | "kv" | "catalog" | "fixed";
+
 export type Resolution =
-  | { kind: "tenant"; tenant: ResolvedTenant }
-  | { kind: "unknown" }
+  | { kind: "tenant"; tenant: ResolvedTenant; source: ResolutionSource }
+  | { kind: "unknown"; source: ResolutionSource }
   /** The client asked about too many new hosts: no lookup was made. */
   | { kind: "rate_limited" };
 
@@ -98,7 +103,7 @@ const KvEntrySchema = z.object({ tenant: z.unknown() });
 export async function lookupHostInCatalog(db: CatalogDatabase, host: string): Promise<TenantRecord | null> {
   resolutionStats.catalogQueries++;
   const rows = await db
-    .select({ id: tenants.id, slug: tenants.slug, name: tenants.name, schema: tenants.schemaName, status: tenants.status })
+    .select({ id: tenants.id, slug: tenants.slug, name: tenants.name, schema: tenants.schemaName, status: tenants.status, rateLimitTier: tenants.rateLimitTier })
     .from(tenantHosts)
     .innerJoin(tenants, eq(tenants.id, tenantHosts.tenantId))
     // A custom hostname (Cloudflare for SaaS) is served only once Cloudflare reports it active.
@@ -123,17 +128,17 @@ function fromCatalogRow(row: TenantRecord | null, host: string): ResolvedTenant 
 /** Benchmarks, `catalog` mode: one catalog query on every request, no caches. */
 export async function resolveFromCatalog(host: string, db: CatalogDatabase): Promise<Resolution> {
   const tenant = fromCatalogRow(await lookupHostInCatalog(db, host), host);
-  return tenant ? { kind: "tenant", tenant } : { kind: "unknown" };
+  return tenant ? { kind: "tenant", tenant, source: "catalog" } : { kind: "unknown", source: "catalog" };
 }
 
 /** Benchmarks, `fixed:<schema>` mode: every host is this schema's tenant, nothing is looked up. */
 export function fixedTenant(schema: string): ResolvedTenant {
   if (!isValidSchemaName(schema)) throw new Error(`fixed tenant schema "${schema}" is not a tenant schema name`);
-  return resolved({ id: 0, slug: "fixed", name: "fixed", schema, status: "active" });
+  return resolved({ id: 0, slug: "fixed", name: "fixed", schema, status: "active", rateLimitTier: "standard" });
 }
 
 function sameTenant(a: TenantRecord | null, b: TenantRecord): boolean {
-  return !!a && a.id === b.id && a.slug === b.slug && a.name === b.name && a.schema === b.schema && a.status === b.status;
+  return !!a && a.id === b.id && a.slug === b.slug && a.name === b.name && a.schema === b.schema && a.status === b.status && a.rateLimitTier === b.rateLimitTier;
 }
 
 /** The tenant for a normalized host, through memory, KV and (rate-limited) the catalog. */
@@ -142,11 +147,11 @@ export async function resolveTenant(host: string, deps: ResolveDeps): Promise<Re
   const hit = known.get(host);
   if (hit) {
     const tenant = validTenant(hit.value, "memory", host);
-    if (tenant) return { kind: "tenant", tenant };
+    if (tenant) return { kind: "tenant", tenant, source: "memory" };
     resolutionStats.ignoredEntries++;
     known.delete(host);
   }
-  if (unknown.get(host)) return { kind: "unknown" };
+  if (unknown.get(host)) return { kind: "unknown", source: "memory" };
 
   const key = hostCacheKey(host);
   if (deps.kv) {
@@ -163,12 +168,12 @@ export async function resolveTenant(host: string, deps: ResolveDeps): Promise<Re
         if (entry && entry.tenant === null) {
           // Written by an older version of this Worker: an unknown host. Remembered in memory only.
           if (lastEviction(host) <= started) unknown.set(host, true, deps.ttls.negativeMemorySeconds * 1000);
-          return { kind: "unknown" };
+          return { kind: "unknown", source: "kv" };
         }
         const tenant = entry ? validTenant(entry.tenant, "kv", host) : validTenant(undefined, "kv", host);
         if (tenant) {
           if (lastEviction(host) <= started) known.set(host, tenant, deps.ttls.memorySeconds * 1000);
-          return { kind: "tenant", tenant };
+          return { kind: "tenant", tenant, source: "kv" };
         }
         resolutionStats.ignoredEntries++;
       }
@@ -184,11 +189,11 @@ export async function resolveTenant(host: string, deps: ResolveDeps): Promise<Re
   const tenant = fromCatalogRow(await lookupHostInCatalog(deps.db, host), host);
   if (lastEviction(host) > started) {
     // Evicted while we looked: answer, but write nothing back.
-    return tenant ? { kind: "tenant", tenant } : { kind: "unknown" };
+    return tenant ? { kind: "tenant", tenant, source: "catalog" } : { kind: "unknown", source: "catalog" };
   }
   if (!tenant) {
     unknown.set(host, true, deps.ttls.negativeMemorySeconds * 1000);
-    return { kind: "unknown" };
+    return { kind: "unknown", source: "catalog" };
   }
   known.set(host, tenant, deps.ttls.memorySeconds * 1000);
   if (deps.kv) {
@@ -209,7 +214,7 @@ export async function resolveTenant(host: string, deps: ResolveDeps): Promise<Re
       }),
     );
   }
-  return { kind: "tenant", tenant };
+  return { kind: "tenant", tenant, source: "catalog" };
 }
 
 /** Forgets a host in this isolate and in KV (its tenant's schema turned out to be gone). */

@@ -225,6 +225,32 @@ describe("the app role", () => {
     expect(await roleAttributes(owner, role)).toMatchObject({ login: true, superuser: false, owns: 0 });
   });
 
+  it("has its statements stopped after APP_STATEMENT_TIMEOUT_MS (init sets it per database); the owner's are not", async () => {
+    const databaseUrl = await freshDatabase("approle_timeout");
+    const role = testRole();
+    const init = await tenantsCli(
+      { databaseUrl, env: { APP_DATABASE_PASSWORD: PASSWORD, APP_STATEMENT_TIMEOUT_MS: "300" } },
+      "init",
+      "--app-role",
+      role,
+    );
+    expect(init.code, show(init)).toBe(0);
+    expect(init.stdout).toContain("Its statements stop after 300 ms");
+    const app = await connectAsApp(databaseUrl, role);
+    const owner = await connectTo(databaseUrl);
+    try {
+      expect(await sqlstate(app, "SELECT pg_sleep(1)")).toBe("57014"); // query_canceled: statement timeout
+      expect(await sqlstate(app, "SELECT pg_sleep(0.05)")).toBe("succeeded");
+      expect(await sqlstate(owner, "SELECT pg_sleep(0.5)")).toBe("succeeded");
+    } finally {
+      await app.end();
+      await owner.end();
+    }
+    const bad = await tenantsCli({ databaseUrl, env: { APP_STATEMENT_TIMEOUT_MS: "soon" } }, "init", "--app-role", role);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("APP_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds");
+  });
+
   it("is created NOLOGIN when init gets no password", async () => {
     const databaseUrl = await freshDatabase("approle_nologin");
     const role = testRole();

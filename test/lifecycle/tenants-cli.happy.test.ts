@@ -18,6 +18,7 @@ interface Listed {
   name: string;
   schema: string;
   status: string;
+  rateLimitTier: string;
   hosts: Array<{ host: string; primary: boolean }>;
   createdAt: string;
   updatedAt: string;
@@ -50,7 +51,7 @@ describe("the tenant lifecycle through the CLI", () => {
   it("create prints the tenant; the first host is primary; hosts are normalized and deduplicated", async () => {
     const out = await cli("create", "acme", "--name", "Acme Inc.", "--host", "ACME.example.com.", "--host", "www.acme.test", "--host", "acme.example.com");
     expect(out).toMatch(
-      /^Created tenant acme\.\nslug: {4}acme\nname: {4}Acme Inc\.\nschema: {2}tenant_[a-z2-7]{12}\nstatus: {2}active\nhosts: {3}acme\.example\.com \(primary\), www\.acme\.test\ncreated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\nupdated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/,
+      /^Created tenant acme\.\nslug: {4}acme\nname: {4}Acme Inc\.\nschema: {2}tenant_[a-z2-7]{12}\nstatus: {2}active\ntier: {4}standard\nhosts: {3}acme\.example\.com \(primary\), www\.acme\.test\ncreated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\nupdated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/,
     );
     schemaOf.set("acme", /^schema: {2}(\S+)$/m.exec(out)![1]!);
     const globex = JSON.parse(await cli("create", "globex", "--name", "Globex", "--host", "globex.example.com", "--json")) as Listed;
@@ -88,7 +89,7 @@ describe("the tenant lifecycle through the CLI", () => {
 
   it("show prints one tenant", async () => {
     const out = await cli("show", "globex");
-    expect(out).toContain(`slug:    globex\nname:    Globex\nschema:  ${schemaOf.get("globex")}\nstatus:  active\nhosts:   globex.example.com (primary)\n`);
+    expect(out).toContain(`slug:    globex\nname:    Globex\nschema:  ${schemaOf.get("globex")}\nstatus:  active\ntier:    standard\nhosts:   globex.example.com (primary)\n`);
   });
 
   it("hosts add and remove; removing the primary makes the first remaining host primary", async () => {
@@ -129,6 +130,21 @@ describe("the tenant lifecycle through the CLI", () => {
     expect((await showJson("acme")).status).toBe("active");
     // The other tenant was not touched.
     expect((await showJson("globex")).status).toBe("active");
+  }, 120_000);
+
+  it("tier moves a tenant to another request-rate tier; show prints it; a bad tier changes nothing", async () => {
+    expect((await showJson("globex")).rateLimitTier).toBe("standard");
+    expect(await cli("tier", "globex", "high")).toBe("Tenant globex is now on the high request-rate tier.\n");
+    expect((await showJson("globex")).rateLimitTier).toBe("high");
+    expect(await cli("show", "globex")).toContain("tier:    high");
+    const again = await tenantsCli({ databaseUrl }, "tier", "globex", "high");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("tenant globex is already on the high tier");
+    const bad = await tenantsCli({ databaseUrl }, "tier", "globex", "gold");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('unknown rate limit tier "gold": use standard or high');
+    expect((await showJson("globex")).rateLimitTier).toBe("high");
+    expect((await showJson("acme")).rateLimitTier).toBe("standard");
   }, 120_000);
 
   it("delete --yes drops the schema, the catalog and host rows and the ledger rows; the slug is free again, the schema name is not", async () => {

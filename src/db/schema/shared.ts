@@ -7,6 +7,13 @@ export const shared = pgSchema(SHARED_SCHEMA);
 
 export const tenantStatus = shared.enum("tenant_status", ["active", "suspended"]);
 
+/**
+ * A tenant's request-rate tier: which of the Worker's per-tenant Rate Limiting bindings counts its
+ * requests (TENANT_LIMITER for standard, TENANT_LIMITER_HIGH for high; limits in wrangler.toml).
+ */
+export const RATE_LIMIT_TIERS = ["standard", "high"] as const;
+export const rateLimitTier = shared.enum("rate_limit_tier", RATE_LIMIT_TIERS);
+
 // Written unqualified (a bare column name) and from the one pattern in naming.ts.
 const schemaNameFormat = sql.raw(`"schema_name" ~ '${SCHEMA_NAME_PATTERN.source}'`);
 
@@ -19,6 +26,7 @@ export const tenants = shared.table(
     /** Assigned once at creation and registered below; never derived from the slug. */
     schemaName: text("schema_name").notNull().unique(),
     status: tenantStatus("status").notNull().default("active"),
+    rateLimitTier: rateLimitTier("rate_limit_tier").notNull().default("standard"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },

@@ -1,0 +1,2 @@
+CREATE TYPE "shared"."rate_limit_tier" AS ENUM('standard', 'high');--> statement-breakpoint
+ALTER TABLE "shared"."tenants" ADD COLUMN "rate_limit_tier" "shared"."rate_limit_tier" DEFAULT 'standard' NOT NULL;
