@@ -1,7 +1,8 @@
 // Benchmark (not a test): GET /users/{id} through `wrangler dev` on the local stack, side by side:
 //   (a) the tenancy middleware with warm caches, over several tenants' hosts;
 //   (b) the same handler with a fixed schema and no tenant resolution;
-//   (c) the naive approach: a catalog query on every request.
+//   (c) the naive approach: a catalog query on every request;
+//   (d) (a) without the per-request log line, metrics data point and per-tenant rate limit.
 // Run twice: the endpoint's round trip as it is locally, then with 20 ms added to every database
 // request. Also counts catalog queries per 1,000 warm requests of (a), at the SQL endpoint.
 // Then the flood: --flood (10,000) requests for distinct random unknown hosts from one client,
@@ -39,6 +40,8 @@ const slugs = Array.from({ length: tenantCount }, (_, i) => `bench${i + 1}`);
 interface Variant {
   name: string;
   resolution: string;
+  /** "off": no per-request log line, data point or per-tenant limit (REQUEST_TELEMETRY, local only). */
+  telemetry?: "off";
   port: number;
   process?: ChildProcess;
   persist: string;
@@ -62,6 +65,7 @@ const variants: Variant[] = [
   { name: "(a) tenancy, warm caches", resolution: "cache", port: await freePort(), persist: join(scratch, "kv-a") },
   { name: "(b) fixed schema", resolution: "fixed:", port: await freePort(), persist: join(scratch, "kv-b") },
   { name: "(c) catalog every request", resolution: "catalog", port: await freePort(), persist: join(scratch, "kv-c") },
+  { name: "(d) (a) without logs/metrics/limits", resolution: "cache", telemetry: "off", port: await freePort(), persist: join(scratch, "kv-d") },
 ];
 
 const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
@@ -133,6 +137,7 @@ try {
         "--persist-to", variant.persist, "--show-interactive-dev-session=false", "--log-level", "error",
         "--var", `DATABASE_URL:${database.url}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`,
         "--var", `TENANT_RESOLUTION:${variant.resolution}`, "--var", `SESSION_SECRET:${sessionSecret}`,
+        ...(variant.telemetry ? ["--var", `REQUEST_TELEMETRY:${variant.telemetry}`] : []),
       ],
       { stdio: ["ignore", "ignore", "inherit"], detached: true },
     );
@@ -166,17 +171,17 @@ try {
         const before = catalogQueries;
         const sample = await load(variant, seconds * 1000);
         samples.get(variant.name)!.push(sample);
-        if (variant.resolution === "cache") {
+        if (variant.resolution === "cache" && !variant.telemetry) {
           warmRequests += sample.latencies.length;
           warmCatalog += catalogQueries - before;
         }
       }
     }
-    const [a, b, c] = variants.map((v) => summarize(samples.get(v.name)!));
+    const [a, b, c, d] = variants.map((v) => summarize(samples.get(v.name)!));
     console.log(`\nendpoint delay ${delay} ms per database request`);
     console.log(`${"".padEnd(28)} ${"req/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"requests".padStart(9)} failures`);
     variants.forEach((v, i) => {
-      const s = [a, b, c][i]!;
+      const s = [a, b, c, d][i]!;
       console.log(
         `${v.name.padEnd(28)} ${s.rps.toFixed(0).padStart(8)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)} ${String(s.count).padStart(9)} ${s.failures}`,
       );
@@ -184,6 +189,7 @@ try {
     const perThousand = (warmCatalog / warmRequests) * 1000;
     console.log(`a/b throughput ${(a!.rps / b!.rps).toFixed(3)} (target >= 0.97)`);
     console.log(`a/c throughput ${(a!.rps / c!.rps).toFixed(3)} (target >= ${delay ? "1.8" : "1.2"})`);
+    console.log(`a/d throughput ${(a!.rps / d!.rps).toFixed(3)} (the cost of the log line, data point and per-tenant limit; target >= 0.95)`);
     console.log(`catalog queries per 1,000 warm requests of (a): ${perThousand.toFixed(2)} (target 0)`);
   }
 
