@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { TenantDatabase } from "./db/client.ts";
 import type { TenantTables } from "./db/schema/tenant.ts";
 import { isValidSchemaName, normalizeHost } from "./tenancy/naming.ts";
+import { DEFAULT_TTL_SECONDS } from "./tenancy/ttl.ts";
 import type { RequestTelemetry } from "./telemetry.ts";
 import type { ResolvedTenant } from "./tenancy/resolve.ts";
 import type { Authentication } from "./auth/middleware.ts";
@@ -24,11 +25,11 @@ export const WorkerConfigSchema = z.object({
    */
   LOCAL_SQL_ENDPOINT: z.url({ error: "LOCAL_SQL_ENDPOINT must be a URL such as http://127.0.0.1:4445/sql" }).optional(),
   /** How long an isolate trusts its own memory of a host's tenant. */
-  TENANT_MEMORY_TTL_SECONDS: seconds("TENANT_MEMORY_TTL_SECONDS", 30),
+  TENANT_MEMORY_TTL_SECONDS: seconds("TENANT_MEMORY_TTL_SECONDS", DEFAULT_TTL_SECONDS.memory),
   /** ... and of a host that has no tenant. */
-  TENANT_NEGATIVE_TTL_SECONDS: seconds("TENANT_NEGATIVE_TTL_SECONDS", 10),
+  TENANT_NEGATIVE_TTL_SECONDS: seconds("TENANT_NEGATIVE_TTL_SECONDS", DEFAULT_TTL_SECONDS.negative),
   /** KV entries for known hosts (KV's minimum is 60). */
-  TENANT_KV_TTL_SECONDS: seconds("TENANT_KV_TTL_SECONDS", 300, 60),
+  TENANT_KV_TTL_SECONDS: seconds("TENANT_KV_TTL_SECONDS", DEFAULT_TTL_SECONDS.kv, 60),
   /**
    * The one host that answers `GET /health` (e.g. the apex or health.example.com). Unset: no host
    * does. On every other host `/health` is an ordinary (tenant) path.

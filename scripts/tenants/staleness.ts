@@ -6,8 +6,10 @@
 //   about 60 s, per Cloudflare's documentation).
 // A deployment that raises those TTLs must raise this bound with them.
 
-export const DEFAULT_KV_TTL_SECONDS = 300;
-export const DEFAULT_MEMORY_TTL_SECONDS = 30;
+import { DEFAULT_TTL_SECONDS } from "../../src/tenancy/ttl.ts";
+
+export const DEFAULT_KV_TTL_SECONDS = DEFAULT_TTL_SECONDS.kv;
+export const DEFAULT_MEMORY_TTL_SECONDS = DEFAULT_TTL_SECONDS.memory;
 export const KV_PROPAGATION_SECONDS = 60;
 
 /** The staleness bound: 390 s (6.5 minutes) with the default TTLs. */
