@@ -54,7 +54,8 @@ describe("tenants init", () => {
     const second = await tenantsCli({ databaseUrl }, "init");
     expect(second.code, show(second)).toBe(0);
     expect(second.stdout.trim()).toBe(
-      "Already initialized: schemas and migrations unchanged.\nApp role edge_tenants_app: grants re-applied on shared and 0 tenant schema(s).",
+      "Already initialized: schemas and migrations unchanged.\nApp role edge_tenants_app: grants re-applied on shared and 0 tenant schema(s). " +
+        "Its statements stop after 5000 ms (APP_STATEMENT_TIMEOUT_MS).",
     );
     expect(second.stderr).toBe("");
     expect(await databaseState(client)).toEqual(stateBefore);
@@ -142,7 +143,10 @@ describe("an initialized database with two tenants", () => {
       `SELECT n.nspname AS schema, t.typname AS name FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
        WHERE t.typtype = 'e' AND n.nspname IN ('public', 'shared') ORDER BY 1, 2`,
     );
-    expect(shared.rows).toEqual([{ schema: "shared", name: "tenant_status" }]);
+    expect(shared.rows).toEqual([
+      { schema: "shared", name: "rate_limit_tier" },
+      { schema: "shared", name: "tenant_status" },
+    ]);
 
     // A value of one tenant's enum is stored in that tenant's table only, with its own type.
     await client.query(
