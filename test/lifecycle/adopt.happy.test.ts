@@ -13,6 +13,7 @@ import { schemaOf } from "../support/fleet.ts";
 import { expectedAppPrivileges, rolePrivileges } from "../support/privileges.ts";
 import { buildAppFixture } from "../fixtures/single-tenant-app.ts";
 import { fullSnapshot } from "../support/adopt.ts";
+import { checkoutTags } from "../support/migrations.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
 afterAll(dropTestDatabases);
@@ -156,11 +157,7 @@ describe("adopting the tutorial app's database", () => {
     const rows = (await ledger(client)).map((l) => `${l.schema_name === schema ? "<tenant>" : l.schema_name} ${l.track} ${l.migration}`);
     expect(rows.sort()).toEqual(
       [
-        "shared shared 0000_init",
-        "shared shared 0001_schema_registry",
-        "shared shared 0002_register_existing_schemas",
-        "shared shared 0003_tenants_schema_registered",
-        "shared shared 0004_custom_hostnames",
+        ...checkoutTags("shared").map((tag) => `shared shared ${tag}`),
         "<tenant> tenant 0000_init",
         "<tenant> tenant 0001_item_status",
         "<tenant> tenant 0002_user_role",
