@@ -42,7 +42,7 @@ describe("SQLSTATEs of a database that cannot serve us", () => {
 
   it("57014 (a statement stopped by the app role's statement_timeout) is 503 statement_timeout", async () => {
     vi.spyOn(console, "error").mockImplementation(() => {});
-    const res = await request("faulty.test", { path: `/users/${userId}/items`, method: "POST", body: { title: "57014" } });
+    const res = await request("faulty.test", { token: await adminToken("faulty.test"), path: `/users/${userId}/items`, method: "POST", body: { title: "57014" } });
     expect(res.status).toBe(503);
     expect(await errorCode(res)).toBe("statement_timeout");
   });
