@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
+import { parse as parseToml } from "smol-toml";
 
 /**
  * The gzip budget of the production bundle: the size measured when the check was introduced
@@ -44,6 +45,23 @@ function importedSpecifiers(code: string): string[] {
   ];
   for (const pattern of patterns) for (const m of code.matchAll(pattern)) found.add(m[1]!);
   return [...found];
+}
+
+/**
+ * Built-ins the Worker's compatibility flags provide (wrangler.toml's `compatibility_flags`):
+ * `nodejs_als` gives `node:async_hooks` (AsyncLocalStorage); `nodejs_compat` gives them all.
+ */
+export function providedBuiltins(config: string): (specifier: string) => boolean {
+  let flags: string[] = [];
+  try {
+    const parsed = parseToml(readFileSync(config, "utf8")) as { compatibility_flags?: unknown };
+    if (Array.isArray(parsed.compatibility_flags)) flags = parsed.compatibility_flags.map(String);
+  } catch {
+    // Unreadable config: wrangler's build reports it; nothing is provided here.
+  }
+  if (flags.includes("nodejs_compat")) return () => true;
+  const als = flags.includes("nodejs_als");
+  return (specifier) => als && (specifier === "node:async_hooks" || specifier === "async_hooks");
 }
 
 function isNodeBuiltin(specifier: string): boolean {
@@ -125,7 +143,9 @@ function main(): number {
     return 1;
   }
   try {
-    const report = inspectBundle(built.outdir);
+    const provided = providedBuiltins(config);
+    const inspected = inspectBundle(built.outdir);
+    const report = { ...inspected, nodeImports: inspected.nodeImports.filter((s) => !provided(s)) };
     console.log(
       `bundle (${values.env}): ${report.files.join(", ")}: ${kib(report.rawBytes)}, gzip ${kib(report.gzipBytes)} ` +
         `(budget ${kib(BUNDLE_BUDGET_BYTES)}, ${((100 * report.gzipBytes) / BUNDLE_BUDGET_BYTES).toFixed(0)}% used)`,

@@ -55,6 +55,16 @@ describe.concurrent("bundle-check", () => {
     );
   });
 
+  it("accepts node:async_hooks only when the nodejs_als flag provides it (the app's request telemetry uses it)", async () => {
+    const source = `import { AsyncLocalStorage } from "node:async_hooks";\nconst als = new AsyncLocalStorage();\nexport default { fetch: () => als.run(1, () => new Response("ok")) };\n`;
+    const withFlag = await check(fixture(source, ["nodejs_als"]));
+    expect(withFlag.code, show(withFlag)).toBe(0);
+    expect(withFlag.stderr).toBe("");
+    const without = await check(fixture(source));
+    expect(without.code, show(without)).toBe(1);
+    expect(without.stderr).toContain("error: the bundle imports Node built-in module(s) node:async_hooks");
+  });
+
   it("fails above the gzip budget, and prints the size", async () => {
     // Random bytes do not compress: base64 of N random bytes gzips to about N bytes (6 bits a character).
     const blob = randomBytes(Math.round(BUNDLE_BUDGET_BYTES * 1.2)).toString("base64");
