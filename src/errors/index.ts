@@ -163,9 +163,11 @@ export function errorResponse(c: Context<AppEnv>, error: AppError): Response {
   for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
   if (c.req.header("Accept")?.includes("text/html")) {
     return c.html(
-      `<!doctype html><html><head><meta charset="utf-8"><title>${status} ${error.code}</title></head>` +
-        `<body><h1>${escapeHtml(error.message)}</h1><p>Code: <code>${error.code}</code>` +
-        ` &middot; Request: <code>${escapeHtml(requestId)}</code></p></body></html>`,
+      `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
+        `<meta name="viewport" content="width=device-width, initial-scale=1"><title>${status} ${error.code}</title>` +
+        `<link rel="stylesheet" href="/styles.css"></head>` +
+        `<body><main><h1>${escapeHtml(error.message)}</h1><p>Code: <code>${error.code}</code>` +
+        ` &middot; Request: <code>${escapeHtml(requestId)}</code></p><p><a href="/">Home</a></p></main></body></html>`,
       status,
     );
   }

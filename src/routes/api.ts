@@ -1,6 +1,7 @@
 import { authenticate } from "../auth/middleware.ts";
 import { csrfGuard } from "../auth/csrf.ts";
 import { tenancy } from "../middleware/tenant.ts";
+import { pageRoutes } from "../pages/routes.tsx";
 import { authRoutes } from "./auth.ts";
 import { itemRoutes } from "./items.ts";
 import { apiRouter } from "./openapi.ts";
@@ -22,6 +23,8 @@ tenantApi.openAPIRegistry.registerComponent("securitySchemes", "sessionCookie", 
   description: "The browser session set by the sign-in form (HttpOnly, Secure, SameSite=Lax, this host only).",
 });
 export const api = tenantApi.route("/", authRoutes).route("/", userRoutes).route("/", itemRoutes).route("/", tenantRoutes);
+/** The pages (HTML forms) for browsers: the same tenancy and authentication, not in the OpenAPI document. */
+tenantApi.route("/", pageRoutes);
 
 export const openApiDocument = api.getOpenAPIDocument({
   openapi: "3.0.3",

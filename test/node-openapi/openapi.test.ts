@@ -152,6 +152,8 @@ describe("GET /docs", () => {
     const html = await page.text();
     expect(html).toMatch(/<!doctype html>/i);
     expect(html).toMatch(/url:\s*['"]\/openapi\.json['"]/);
+    expect(html).toContain('src="/vendor/swagger-ui/swagger-ui-bundle.js"');
+    expect(html).not.toMatch(/https?:\/\//);
   });
 });
 
