@@ -8,7 +8,7 @@ import { fixtureOwner, fuzzHosts } from "../fixtures/fuzz-hosts.ts";
 import { normalizeHost } from "../../src/tenancy/naming.ts";
 import { newClientIp } from "./helpers.ts";
 
-type Expected = { status: 200; slug: string } | { status: 400 | 403; code: string };
+type Expected = { status: 200; slug: string; home?: string } | { status: 400 | 403; code: string };
 
 function expectedFor(received: string): Expected {
   const host = normalizeHost(received);
@@ -16,7 +16,7 @@ function expectedFor(received: string): Expected {
   const owner = fixtureOwner(host);
   if (!owner) return { status: 403, code: "tenant_not_found" };
   if (owner.suspended) return { status: 403, code: "tenant_suspended" };
-  return { status: 200, slug: owner.slug };
+  return { status: 200, slug: owner.slug, home: owner.name };
 }
 
 describe("Host fuzzing inside workerd", () => {
@@ -48,8 +48,10 @@ describe("Host fuzzing inside workerd", () => {
           }
           const text = await res.text();
           let expected = expectedFor(url.host);
-          // "/", "?", "#", "\\" end the host: the rest became the path, which the tenant's API lacks.
-          if (expected.status === 200 && url.pathname !== "/tenant") expected = { status: 404 as 403, code: "not_found" };
+          // "/", "?", "#", "\\" end the host: the rest became the path: "/" is the tenant's home page
+          // (HTML, its name in the heading); anything else a route the tenant lacks.
+          const home = expected.status === 200 && url.pathname === "/" ? expected.home : undefined;
+          if (expected.status === 200 && url.pathname !== "/tenant" && !home) expected = { status: 404 as 403, code: "not_found" };
           let body: { slug?: string; error?: { code: string; message: string; requestId: string } } = {};
           try {
             body = JSON.parse(text);
@@ -57,8 +59,11 @@ describe("Host fuzzing inside workerd", () => {
           const code = body.error?.code;
           count(`${res.status} ${code ?? body.slug ?? ""}`.trim());
           const shapeOk = res.status === 200 || (code && body.error!.requestId === res.headers.get("X-Request-Id") && body.error!.message);
-          const matches =
-            expected.status === 200 ? res.status === 200 && body.slug === expected.slug : res.status === expected.status && code === expected.code;
+          const matches = home
+            ? res.status === 200 && text.includes(`<h1>${home}</h1>`)
+            : expected.status === 200
+              ? res.status === 200 && body.slug === expected.slug
+              : res.status === expected.status && code === expected.code;
           if (res.status >= 500 || !shapeOk || !matches) {
             wrong.push(`${what}: ${JSON.stringify(value)} -> worker saw ${url.host}: got ${res.status} ${text.slice(0, 100)}, expected ${JSON.stringify(expected)}`);
           }
