@@ -128,7 +128,10 @@ void stack.endpoint.failed.then((error) => partExited(`the SQL endpoint stopped 
 
 console.log(
   [
-    ...(demoUrls.length ? ["Tenants:", ...demoUrls.map((url) => `  ${url}:${config.WORKER_PORT}/users`)] : []),
+    ...(demoUrls.length
+      ? ["Tenants (demo users' password: demo-password):", ...demoUrls.map((url) => `  ${url}:${config.WORKER_PORT}/`)]
+      : []),
+    ...(stack.database.embedded ? [`Public site: http://localhost:${config.WORKER_PORT}/`] : []),
     `API docs: http://acme.localhost:${config.WORKER_PORT}/docs   Health: http://localhost:${config.WORKER_PORT}/health`,
     "Ctrl-C stops everything.",
   ].join("\n"),

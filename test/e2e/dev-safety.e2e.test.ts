@@ -25,7 +25,7 @@ const scratchDirs: string[] = [];
 async function clone(dotenv?: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "edge-tenants-clone-"));
   scratchDirs.push(dir);
-  for (const name of ["node_modules", "scripts", "src", "migrations", "tsconfig.json"]) {
+  for (const name of ["node_modules", "scripts", "src", "migrations", "public", "tsconfig.json"]) {
     await symlink(join(REPO, name), join(dir, name));
   }
   for (const name of ["package.json", "wrangler.toml"]) await copyFile(join(REPO, name), join(dir, name));

@@ -84,8 +84,8 @@ describe("npm run dev", () => {
   it("prints the database, the endpoint and the tenants' URLs", () => {
     expect(output).toMatch(/DATABASE_URL=postgresql:\/\/.*\(embedded PostgreSQL\)/);
     expect(output).toMatch(/SQL endpoint: http:\/\/127\.0\.0\.1:\d+\/sql/);
-    expect(output).toContain(`http://acme.localhost:${workerPort}/users`);
-    expect(output).toContain(`http://globex.localhost:${workerPort}/users`);
+    expect(output).toContain(`http://acme.localhost:${workerPort}/\n`);
+    expect(output).toContain(`http://globex.localhost:${workerPort}/\n`);
   });
 
   it("serves each demo tenant its own seeded data by host", async () => {
