@@ -108,7 +108,9 @@ export const errorResponses = {
   400: { description: "Invalid input (`validation_error`) or host (`invalid_host`)", content: { "application/json": { schema: ErrorSchema } } },
   403: { description: "Unknown (`tenant_not_found`) or suspended (`tenant_suspended`) tenant", content: { "application/json": { schema: ErrorSchema } } },
   429: {
-    description: "Too many lookups of hosts not known yet from this client (`rate_limited`); `Retry-After` says when to retry",
+    description:
+      "Too many lookups of hosts not known yet from this client, or too many sign-in attempts (`rate_limited`); the tenant over its " +
+      "plan's request rate (`tenant_rate_limited`); `Retry-After` says when to retry",
     content: { "application/json": { schema: ErrorSchema } },
   },
   500: {
@@ -117,7 +119,7 @@ export const errorResponses = {
   },
   503: {
     description:
-      "Database unreachable (`database_unavailable`), or the tenant's schema not yet migrated for this code (`tenant_schema_outdated`); `Retry-After` says when to retry",
+      "Database unreachable (`database_unavailable`), a statement over its time limit (`statement_timeout`), or the tenant's schema not yet migrated for this code (`tenant_schema_outdated`); `Retry-After` says when to retry",
     content: { "application/json": { schema: ErrorSchema } },
   },
 } as const;
