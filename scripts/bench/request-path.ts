@@ -9,7 +9,9 @@
 // interleaved with (a)'s known-tenant traffic; prints the share of them that reached the catalog,
 // the KV entries written for them, and the known tenants' throughput beside the flood, against the
 // same traffic alone and beside as many ordinary requests (see the comment at the flood below).
-//   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5] [--flood 10000]
+// --path /tenant measures the same with a route that makes one query and needs no sign-in (GET
+// /users/{id} also verifies the bearer token's user: one more query on every variant).
+//   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5] [--flood 10000] [--path /users/1]
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
@@ -72,6 +74,9 @@ const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
 
 // GET /users/{id} needs a signed-in user: each tenant's owner (user 1), with a bearer token signed
 // with this run's key, per variant and host (the fixed variant's tenant has id 0).
+const pathFlag = process.argv.indexOf("--path");
+const PATH: string = pathFlag === -1 ? "/users/1" : (process.argv[pathFlag + 1] ?? "");
+if (!PATH.startsWith("/")) throw new Error("--path needs a path such as /users/1 or /tenant");
 const sessionSecret = randomBytes(32).toString("hex");
 const tokens = new Map<string, string>();
 const tokenFor = async (port: number, host: string, tenantId: number, schema: string) => {
@@ -95,7 +100,7 @@ async function load(variant: Variant, durationMs: number) {
     while (performance.now() < deadline) {
       const host = `${slugs[n++ % slugs.length]}.localhost`;
       const t0 = performance.now();
-      const res = await get(variant.port, host, "/users/1");
+      const res = await get(variant.port, host, PATH);
       latencies.push(performance.now() - t0);
       if (res.status !== 200) failures++;
     }
@@ -144,7 +149,7 @@ try {
   for (const variant of variants) {
     for (let i = 0; ; i++) {
       try {
-        const res = await get(variant.port, `${slugs[0]}.localhost`, "/users/1");
+        const res = await get(variant.port, `${slugs[0]}.localhost`, PATH);
         if (res.status === 200) break;
         throw new Error(`status ${res.status}: ${res.body}`);
       } catch (error) {
@@ -155,12 +160,12 @@ try {
   }
 
   console.log(
-    `GET /users/1 via wrangler dev, ${tenantCount} tenants' hosts in turn, concurrency ${concurrency}, ` +
+    `GET ${PATH} via wrangler dev, ${tenantCount} tenants' hosts in turn, concurrency ${concurrency}, ` +
       `${rounds} alternating rounds of ${seconds} s per variant`,
   );
   for (const delay of [0, 20]) {
     endpoint.setDelayMs(delay);
-    for (const variant of variants) for (const slug of slugs) await get(variant.port, `${slug}.localhost`, "/users/1");
+    for (const variant of variants) for (const slug of slugs) await get(variant.port, `${slug}.localhost`, PATH);
     await Promise.all(variants.map((v) => load(v, 1000)));
     const samples = new Map(variants.map((v) => [v.name, [] as Array<Awaited<ReturnType<typeof load>>>]));
     let warmRequests = 0;
@@ -212,7 +217,7 @@ try {
         while (sent < count) {
           sent++;
           const [host, client] = next();
-          const res = await get(a.port, host, "/users/1", client);
+          const res = await get(a.port, host, PATH, client);
           statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         }
       }),
