@@ -8,22 +8,19 @@ import { AppError } from "../errors/index.ts";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "../security/password.ts";
 import { SESSION_SECONDS, TOKEN_SECONDS, signCredential, type CredentialKind } from "./credentials.ts";
 import { SESSION_COOKIE, sessionSecret, type AuthUser } from "./middleware.ts";
+import { clientKey } from "../middleware/tenant.ts";
 
 /** The sign-in limiter's period: a client over the limit is told to wait this long. */
 export const SIGN_IN_RETRY_AFTER_SECONDS = 60;
 
 /** Who is asking, as Cloudflare says (CF-Connecting-IP). */
-function clientOf(c: Context<AppEnv>): string {
-  return c.req.header("CF-Connecting-IP") ?? "no-client-ip";
-}
-
 /** One attempt more for this tenant and client; 429 with Retry-After when over the limit. */
 async function countAttempt(c: Context<AppEnv>): Promise<void> {
   const limiter = c.env.SIGN_IN_LIMITER;
   let allowed = true;
   if (limiter) {
     try {
-      allowed = (await limiter.limit({ key: `${c.var.tenant.id}:${clientOf(c)}` })).success;
+      allowed = (await limiter.limit({ key: `${c.var.tenant.id}:${clientKey(c.req.raw)}` })).success;
     } catch (error) {
       // The limiter guards passwords against guessing: when it fails, sign-in waits (fails closed).
       console.warn(JSON.stringify({ event: "sign_in_limiter_failed", requestId: c.get("requestId"), error: String(error) }));

@@ -34,8 +34,8 @@ function requestHost(request: Request): string | undefined {
   }
 }
 
-/** Who is asking, for the per-client limit: Cloudflare sets CF-Connecting-IP on every request. */
-function clientKey(request: Request): string {
+/** Who is asking, for per-client limits: Cloudflare sets CF-Connecting-IP on every request. */
+export function clientKey(request: Request): string {
   return request.headers.get("CF-Connecting-IP") ?? "no-client-ip";
 }
 
@@ -67,15 +67,9 @@ async function resolve(c: Context<AppEnv>, host: string, config: WorkerConfig): 
     async allowCatalogLookup() {
       if (!limiter) return true;
       if (limitedClients.get(client)) return false;
-      try {
-        const { success } = await limiter.limit({ key: client });
-        if (!success) limitedClients.set(client, true, LIMITED_CLIENT_MEMORY_MS);
-        return success;
-      } catch (error) {
-        // The limiter protects the database; if it fails, serving tenants matters more.
-        console.warn(JSON.stringify({ event: "rate_limiter_failed", error: String(error) }));
-        return true;
-      }
+      const success = await limiterAllows(limiter, client, "new_host");
+      if (!success) limitedClients.set(client, true, LIMITED_CLIENT_MEMORY_MS);
+      return success;
     },
   });
 }
@@ -90,11 +84,18 @@ export const TENANT_LIMIT_RETRY_AFTER_SECONDS = 10;
  */
 async function withinTenantLimit(c: Context<AppEnv>, tenant: ResolvedTenant): Promise<boolean> {
   const limiter = tenant.rateLimitTier === "high" ? c.env.TENANT_LIMITER_HIGH : c.env.TENANT_LIMITER;
-  if (!limiter) return true;
+  return !limiter || limiterAllows(limiter, tenant.schema, "tenant");
+}
+
+/**
+ * One call of a Rate Limiting binding that fails open: these limits protect the database, and if
+ * the binding itself fails, serving tenants matters more (the failure is logged).
+ */
+async function limiterAllows(limiter: RateLimit, key: string, name: string): Promise<boolean> {
   try {
-    return (await limiter.limit({ key: tenant.schema })).success;
+    return (await limiter.limit({ key })).success;
   } catch (error) {
-    console.warn(JSON.stringify({ event: "rate_limiter_failed", limiter: "tenant", error: String(error) }));
+    console.warn(JSON.stringify({ event: "rate_limiter_failed", limiter: name, error: String(error) }));
     return true;
   }
 }
