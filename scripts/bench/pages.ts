@@ -1,17 +1,16 @@
-// Benchmark (not a test): a signed-in user's first page load at a warm tenant under `wrangler dev`,
+// Benchmark (not a test): a signed-in user's first page load at a warm tenant under wrangler's dev
+// server (without the DevTools inspector `wrangler dev` attaches; --inspector: with it),
 // beside the JSON API for the same data. One tenant with one user and --items items; requests go
 // one at a time, the two kinds alternating, after a warm-up (tenant resolved, driver warm):
 //   page: GET /my/items with the session cookie (HTML), then GET /styles.css (a static asset), as a
 //         browser loads them; timed from the first byte sent to the last byte of the stylesheet;
 //   API:  GET /items with a bearer token (JSON, the same items).
-//   npm run bench:pages -- [--requests 300] [--items 20]
-import { spawn, type ChildProcess } from "node:child_process";
+//   npm run bench:pages -- [--requests 300] [--items 20] [--inspector]
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
+import { join } from "node:path";
 import { signCredential } from "../../src/auth/credentials.ts";
 import { hashPassword } from "../../src/security/password.ts";
 import { connect } from "../db/connect.ts";
@@ -21,6 +20,7 @@ import { loadMigrations } from "../migrations/files.ts";
 import { startSqlEndpoint } from "../sql-endpoint/server.ts";
 import { createTenant, initDatabase } from "../tenants/operations.ts";
 import { flag } from "./args.ts";
+import { servedBy, startBenchWorker, waitUntilServing, type BenchWorker } from "./worker.ts";
 
 const requests = flag("requests", 300);
 const itemCount = flag("items", 20);
@@ -32,7 +32,7 @@ const endpoint = await startSqlEndpoint({ upstream: { host: database.host, port:
 const agent = new Agent({ keepAlive: true, maxSockets: 2 });
 const port = await freePort();
 const sessionSecret = randomBytes(32).toString("hex");
-let wrangler: ChildProcess | undefined;
+let worker: BenchWorker | undefined;
 
 const get = (path: string, headers: Record<string, string>) =>
   getByHost(port, HOST, path, { agent, headers: { "CF-Connecting-IP": "198.51.100.9", ...headers } });
@@ -60,21 +60,12 @@ try {
   const cookie = { Cookie: `session=${await signCredential(sessionSecret, { k: "session", ...claims })}`, Accept: "text/html" };
   const bearer = { Authorization: `Bearer ${await signCredential(sessionSecret, { k: "token", ...claims })}` };
 
-  wrangler = spawn(
-    resolve("node_modules/.bin/wrangler"),
-    [
-      "dev", "--port", String(port), "--inspector-port", String(await freePort()),
-      "--persist-to", join(scratch, "state"), "--show-interactive-dev-session=false", "--log-level", "error",
-      "--var", `DATABASE_URL:${database.url}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`, "--var", `SESSION_SECRET:${sessionSecret}`,
-    ],
-    { stdio: ["ignore", "ignore", "inherit"], detached: true },
-  );
-  for (let i = 0; ; i++) {
-    const res = await get("/items", bearer).catch((error: Error) => ({ status: 0, body: error.message }));
-    if (res.status === 200) break;
-    if (i > 300) throw new Error(`wrangler dev did not answer: ${res.status} ${res.body}`);
-    await sleep(200);
-  }
+  worker = await startBenchWorker({
+    port,
+    persist: join(scratch, "state"),
+    vars: { DATABASE_URL: database.url, LOCAL_SQL_ENDPOINT: endpoint.url, SESSION_SECRET: sessionSecret },
+  });
+  await waitUntilServing("the pages benchmark", () => get("/items", bearer));
 
   async function page(): Promise<number> {
     const t0 = performance.now();
@@ -103,16 +94,11 @@ try {
   apis.sort((a, b) => a - b);
   const row = (name: string, xs: number[]) =>
     `${name.padEnd(44)} p50 ${percentile(xs, 0.5).toFixed(1).padStart(6)} ms   p95 ${percentile(xs, 0.95).toFixed(1).padStart(6)} ms   p99 ${percentile(xs, 0.99).toFixed(1).padStart(6)} ms`;
-  console.log(`Signed-in user, warm tenant, wrangler dev, ${itemCount} items, ${requests} of each, one at a time:`);
+  console.log(`Signed-in user, warm tenant, ${servedBy}, ${itemCount} items, ${requests} of each, one at a time:`);
   console.log(row("page: GET /my/items (HTML) + /styles.css", pages));
   console.log(row("API:  GET /items (JSON, bearer token)", apis));
 } finally {
-  if (wrangler?.pid) {
-    try {
-      process.kill(-wrangler.pid, "SIGTERM");
-    } catch {}
-  }
-  await sleep(500);
+  await worker?.stop();
   await endpoint.close();
   await database.stop();
   await rm(scratch, { recursive: true, force: true });

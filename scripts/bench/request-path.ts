@@ -1,4 +1,4 @@
-// Benchmark (not a test): GET /users/{id} through `wrangler dev` on the local stack, side by side:
+// Benchmark (not a test): GET /users/{id} through wrangler's dev server on the local stack, side by side:
 //   (a) the tenancy middleware with warm caches, over several tenants' hosts;
 //   (b) the same handler with a fixed schema and no tenant resolution;
 //   (c) the naive approach: a catalog query on every request;
@@ -11,13 +11,17 @@
 // same traffic alone and beside as many ordinary requests (see the comment at the flood below).
 // --path /tenant measures the same with a route that makes one query and needs no sign-in (GET
 // /users/{id} also verifies the bearer token's user: one more query on every variant).
-//   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5] [--flood 10000] [--path /users/1]
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+// Each variant's Worker runs in a process group of its own; beside throughput and latency the table
+// prints that group's CPU time per request (workerd: the Worker and the local simulators of KV, Rate
+// Limiting and Analytics Engine; node: wrangler's own process, which also receives the log lines).
+// The Worker is served without the DevTools inspector that `wrangler dev` attaches (see
+// scripts/bench/serve-worker.ts); --inspector measures with it.
+//   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5] [--flood 10000] [--path /users/1] [--inspector]
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { randomBytes } from "node:crypto";
 import { signCredential } from "../../src/auth/credentials.ts";
 import { connect } from "../db/connect.ts";
@@ -27,6 +31,7 @@ import { loadMigrations } from "../migrations/files.ts";
 import { startSqlEndpoint } from "../sql-endpoint/server.ts";
 import { createTenant, initDatabase } from "../tenants/operations.ts";
 import { flag } from "./args.ts";
+import { servedBy, startBenchWorker, waitUntilServing, type BenchWorker } from "./worker.ts";
 
 const seconds = flag("seconds", 8);
 const rounds = flag("rounds", 2);
@@ -45,7 +50,7 @@ interface Variant {
   /** "off": no per-request log line, data point or per-tenant limit (REQUEST_TELEMETRY, local only). */
   telemetry?: "off";
   port: number;
-  process?: ChildProcess;
+  worker?: BenchWorker;
   persist: string;
 }
 
@@ -90,7 +95,22 @@ const get = (port: number, host: string, path: string, client = "198.51.100.1") 
   return getByHost(port, host, path, { agent, headers: { "CF-Connecting-IP": client, ...(token ? { Authorization: `Bearer ${token}` } : {}) } });
 };
 
+/** CPU milliseconds of each variant's process group, by process name, while it was under load. */
+const cpuUnderLoad = new Map<string, Record<string, number>>();
+
 async function load(variant: Variant, durationMs: number) {
+  const before = variant.worker!.cpu();
+  try {
+    return await loadUnmetered(variant, durationMs);
+  } finally {
+    const after = variant.worker!.cpu();
+    const spent = cpuUnderLoad.get(variant.name) ?? {};
+    for (const [name, ms] of Object.entries(after)) spent[name] = (spent[name] ?? 0) + ms - (before[name] ?? 0);
+    cpuUnderLoad.set(variant.name, spent);
+  }
+}
+
+async function loadUnmetered(variant: Variant, durationMs: number) {
   const latencies: number[] = [];
   let failures = 0;
   const deadline = performance.now() + durationMs;
@@ -134,39 +154,29 @@ try {
   await client.end();
 
   for (const variant of variants) {
-    variant.process = spawn(
-      resolve("node_modules/.bin/wrangler"),
-      [
-        "dev", "--port", String(variant.port), "--inspector-port", String(await freePort()),
-        "--persist-to", variant.persist, "--show-interactive-dev-session=false", "--log-level", "error",
-        "--var", `DATABASE_URL:${database.url}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`,
-        "--var", `TENANT_RESOLUTION:${variant.resolution}`, "--var", `SESSION_SECRET:${sessionSecret}`,
-        ...(variant.telemetry ? ["--var", `REQUEST_TELEMETRY:${variant.telemetry}`] : []),
-      ],
-      { stdio: ["ignore", "ignore", "inherit"], detached: true },
-    );
+    variant.worker = await startBenchWorker({
+      port: variant.port,
+      persist: variant.persist,
+      vars: {
+        DATABASE_URL: database.url,
+        LOCAL_SQL_ENDPOINT: endpoint.url,
+        TENANT_RESOLUTION: variant.resolution,
+        SESSION_SECRET: sessionSecret,
+        ...(variant.telemetry ? { REQUEST_TELEMETRY: variant.telemetry } : {}),
+      },
+    });
   }
-  for (const variant of variants) {
-    for (let i = 0; ; i++) {
-      try {
-        const res = await get(variant.port, `${slugs[0]}.localhost`, PATH);
-        if (res.status === 200) break;
-        throw new Error(`status ${res.status}: ${res.body}`);
-      } catch (error) {
-        if (i > 300) throw new Error(`wrangler dev for ${variant.name} did not answer: ${(error as Error).message}`);
-        await sleep(200);
-      }
-    }
-  }
+  for (const variant of variants) await waitUntilServing(variant.name, () => get(variant.port, `${slugs[0]}.localhost`, PATH));
 
   console.log(
-    `GET ${PATH} via wrangler dev, ${tenantCount} tenants' hosts in turn, concurrency ${concurrency}, ` +
+    `GET ${PATH} via ${servedBy}, ${tenantCount} tenants' hosts in turn, concurrency ${concurrency}, ` +
       `${rounds} alternating rounds of ${seconds} s per variant`,
   );
   for (const delay of [0, 20]) {
     endpoint.setDelayMs(delay);
     for (const variant of variants) for (const slug of slugs) await get(variant.port, `${slug}.localhost`, PATH);
     await Promise.all(variants.map((v) => load(v, 1000)));
+    cpuUnderLoad.clear();
     const samples = new Map(variants.map((v) => [v.name, [] as Array<Awaited<ReturnType<typeof load>>>]));
     let warmRequests = 0;
     let warmCatalog = 0;
@@ -183,11 +193,18 @@ try {
     }
     const [a, b, c, d] = variants.map((v) => summarize(samples.get(v.name)!));
     console.log(`\nendpoint delay ${delay} ms per database request`);
-    console.log(`${"".padEnd(28)} ${"req/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"requests".padStart(9)} failures`);
+    console.log(
+      `${"".padEnd(38)} ${"req/s".padStart(6)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"requests".padStart(8)} failures  CPU ms per request`,
+    );
     variants.forEach((v, i) => {
       const s = [a, b, c, d][i]!;
+      const cpu = Object.entries(cpuUnderLoad.get(v.name) ?? {})
+        .filter(([, ms]) => ms > 0)
+        .sort(([x], [y]) => x.localeCompare(y))
+        .map(([name, ms]) => `${name} ${(ms / s.count).toFixed(2)}`)
+        .join(", ");
       console.log(
-        `${v.name.padEnd(28)} ${s.rps.toFixed(0).padStart(8)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)} ${String(s.count).padStart(9)} ${s.failures}`,
+        `${v.name.padEnd(38)} ${s.rps.toFixed(0).padStart(6)} ${s.p50.toFixed(2).padStart(7)} ${s.p99.toFixed(2).padStart(7)} ${String(s.count).padStart(8)} ${String(s.failures).padStart(8)}  ${cpu}`,
       );
     });
     const perThousand = (warmCatalog / warmRequests) * 1000;
@@ -276,14 +293,7 @@ try {
   );
   console.log(`  with the flood / with the control: ${(flooded.rps / controlled.rps).toFixed(3)} (>= 0.9: an unknown host costs no more than an ordinary request)`);
 } finally {
-  for (const v of variants) {
-    if (v.process?.pid) {
-      try {
-        process.kill(-v.process.pid, "SIGTERM");
-      } catch {}
-    }
-  }
-  await sleep(500);
+  await Promise.all(variants.map((v) => v.worker?.stop()));
   await endpoint.close();
   await database.stop();
   await rm(scratch, { recursive: true, force: true });

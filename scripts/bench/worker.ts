@@ -1,0 +1,84 @@
+// The Worker under a benchmark, in a process group of its own (so its CPU time can be read and the
+// whole group stopped): by default wrangler's dev server without the DevTools inspector
+// (scripts/bench/serve-worker.ts); with `--inspector` on the benchmark's command line, plain
+// `wrangler dev`, which attaches one (the local development experience, debugger included).
+import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { freePort } from "../local/postgres.ts";
+
+export const withInspector = process.argv.includes("--inspector");
+
+/** How the Worker is served, for the benchmark's heading. */
+export const servedBy = withInspector
+  ? "wrangler dev (DevTools inspector attached)"
+  : "wrangler's dev server, no DevTools inspector (--inspector: plain wrangler dev)";
+
+export interface BenchWorker {
+  process: ChildProcess;
+  /** CPU milliseconds used so far by the group's processes, by command name (workerd, node, ...). */
+  cpu(): Record<string, number>;
+  stop(): Promise<void>;
+}
+
+export async function startBenchWorker(options: { port: number; persist: string; vars: Record<string, string> }): Promise<BenchWorker> {
+  const vars = Object.entries(options.vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+  const child = withInspector
+    ? spawn(
+        resolve("node_modules/.bin/wrangler"),
+        ["dev", "--port", String(options.port), "--inspector-port", String(await freePort()), "--persist-to", options.persist,
+          "--show-interactive-dev-session=false", "--log-level", "error", ...vars],
+        { stdio: ["ignore", "ignore", "inherit"], detached: true },
+      )
+    : spawn(process.execPath, [resolve("scripts/bench/serve-worker.ts"), "--port", String(options.port), "--persist-to", options.persist, ...vars], {
+        stdio: ["ignore", "ignore", "inherit"],
+        detached: true,
+      });
+  return {
+    process: child,
+    cpu: () => groupCpu(child.pid!),
+    async stop() {
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+      } catch {}
+      await sleep(500);
+    },
+  };
+}
+
+/** Waits until `probe` answers 200 (the Worker is up and its first request served). */
+export async function waitUntilServing(name: string, probe: () => Promise<{ status: number; body: string }>): Promise<void> {
+  for (let i = 0; ; i++) {
+    const res = await probe().catch((error: Error) => ({ status: 0, body: error.message }));
+    if (res.status === 200) return;
+    if (i > 300) throw new Error(`the Worker for ${name} did not answer: ${res.status} ${res.body}`);
+    await sleep(200);
+  }
+}
+
+const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU time (user + system) of every process in a process group, from /proc (Linux only; {} elsewhere). */
+function groupCpu(pgid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return out;
+  }
+  for (const pid of entries) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) !== pgid) continue;
+      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
