@@ -1,12 +1,12 @@
-// `npm run migrate -- [status] [--dry-run] [--json] [--batch-size N] [--lock-timeout-ms N] [--lock-retries N]
-//   [--statement-timeout-ms N] [--wait-for-run S]`
+// `npm run migrate -- [status] [--dry-run] [--json] [--batch-size N] [--tenant SLUG | --only A,B]
+//   [--canary N] [--max-failures K] [--lock-timeout-ms N] [--lock-retries N] [--statement-timeout-ms N] [--wait-for-run S]`
 import { parseArgs } from "node:util";
 import { UsageError, fail } from "../cli-support.ts";
 import { connect, databaseUrlFromEnv } from "../db/connect.ts";
 import { loadMigrations, type MigrationSet } from "./files.ts";
 import { readFleetSummary, readSharedApplied, readTenantStates, verifyLedger } from "./ledger.ts";
 import { DEFAULT_RUN_SETTINGS, STALE_AFTER_MS, currentRun, describeRun } from "./lock.ts";
-import { MigrationError, migrate, type MigrationPlan } from "./runner.ts";
+import { MigrationError, migrate, type MigrationPlan, type StageResult } from "./runner.ts";
 import type pg from "pg";
 
 const HELP = `Usage: npm run migrate -- [status] [options]
@@ -19,6 +19,12 @@ the ledger as they were.
   --dry-run           Print the plan; apply nothing
   --json              Machine-readable output (for CI)
   --batch-size N      Each batch of N tenants in its own transaction; a re-run resumes after a failure
+  --tenant SLUG       Only this tenant (a hotfix, a canary by name); recorded in the ledger like any run
+  --only A,B,...      Only these tenants
+  --canary N          Staged rollout: the first N tenants in one transaction first; the rest only if
+                      they succeed (in batches of --batch-size, else in one more transaction)
+  --max-failures K    With --batch-size: go on past failed batches (each rolled back) until K have
+                      failed (default 1: stop at the first); prints each stage's result
   --lock-timeout-ms N PostgreSQL's lock_timeout for every statement (default 3000): DDL waiting longer
                       for a table (behind a long query) gives up instead of blocking that table for
                       everyone; the transaction is rolled back and retried after a pause
@@ -91,6 +97,24 @@ function describePlan(plan: MigrationPlan): string {
   return lines.join("\n");
 }
 
+function describeSlugs(slugs: string[]): string {
+  return slugs.slice(0, 10).join(", ") + (slugs.length > 10 ? `, … (${slugs.length} tenants)` : "");
+}
+
+/** How a staged rollout will go: the canary, the batches, when it stops. */
+function describeStages(plan: MigrationPlan, canary?: number, batchSize?: number, maxFailures?: number): string {
+  const total = plan.tenants.length;
+  const first = Math.min(canary ?? 0, total);
+  const rest = total - first;
+  const batches = rest === 0 ? 0 : batchSize ? Math.ceil(rest / batchSize) : 1;
+  return (
+    (first ? `stages: canary ${first} tenant(s) (${describeSlugs(plan.tenants.slice(0, first).map((t) => t.tenant.slug))}), then ` : "stages: ") +
+    `${batches} batch(es)${batchSize ? ` of up to ${batchSize}` : ""} for the other ${rest} tenant(s); ` +
+    (first ? "nothing after a failed canary; " : "") +
+    `stop after ${maxFailures ?? 1} failed batch(es)`
+  );
+}
+
 function planJson(plan: MigrationPlan) {
   return {
     shared: plan.shared.map((m) => m.name),
@@ -109,6 +133,10 @@ async function main(argv: string[]): Promise<void> {
           "dry-run": { type: "boolean", default: false },
           json: { type: "boolean", default: false },
           "batch-size": { type: "string" },
+          tenant: { type: "string" },
+          only: { type: "string" },
+          canary: { type: "string" },
+          "max-failures": { type: "string" },
           "lock-timeout": { type: "string" },
           "lock-timeout-ms": { type: "string" },
           "lock-retries": { type: "string" },
@@ -142,6 +170,24 @@ async function main(argv: string[]): Promise<void> {
     if (raw.trim() === "" || !Number.isInteger(n) || n < min) throw new UsageError(`--${name} needs a whole number ${what}, at least ${min}`);
     return n;
   };
+  if (values.tenant !== undefined && values.only !== undefined) throw new UsageError("give --tenant SLUG or --only A,B, not both");
+  let only: string[] | undefined;
+  if (values.tenant !== undefined || values.only !== undefined) {
+    only = [...new Set((values.tenant ?? values.only ?? "").split(",").map((slug) => slug.trim()))];
+    if (only.some((slug) => slug === "") || (values.tenant !== undefined && only.length > 1)) {
+      throw new UsageError(
+        values.tenant !== undefined ? "--tenant needs one tenant's slug (for several: --only a,b)" : "--only needs tenant slugs separated by commas, e.g. --only acme,globex",
+      );
+    }
+  }
+  const canary = whole("canary", 1, "of tenants");
+  const maxFailures = whole("max-failures", 1, "of failed batches");
+  if (maxFailures !== undefined && batchSize === undefined) {
+    throw new UsageError("--max-failures counts failed batches: give --batch-size N too");
+  }
+  if (positionals[0] === "status" && (only || canary !== undefined || maxFailures !== undefined || batchSize !== undefined)) {
+    throw new UsageError("status shows the whole fleet: it takes only --json");
+  }
   const lockTimeoutMs = whole("lock-timeout-ms", 1, "of milliseconds") ?? DEFAULT_RUN_SETTINGS.lockTimeoutMs;
   const lockRetries = whole("lock-retries", 0, "of attempts") ?? DEFAULT_RUN_SETTINGS.lockRetries;
   const statementTimeoutMs = whole("statement-timeout-ms", 0, "of milliseconds (0: none)") ?? DEFAULT_RUN_SETTINGS.statementTimeoutMs;
@@ -160,6 +206,10 @@ async function main(argv: string[]): Promise<void> {
     if (positionals[0] === "status") return await status(client, migrations, values.json);
     const started = performance.now();
     const tty = process.stderr.isTTY && !values.json;
+    const staged = canary !== undefined || maxFailures !== undefined;
+    const stageLine = (stage: StageResult) =>
+      `  ${stage.stage}${stage.tenants.length ? ` (${describeSlugs(stage.tenants)})` : ""}: ${stage.status}` +
+      (stage.error ? ` - ${stage.error.split("\n")[0]}` : "");
     const result = await migrate(client, {
       migrations,
       batchSize,
@@ -168,11 +218,15 @@ async function main(argv: string[]): Promise<void> {
       lockRetries,
       statementTimeoutMs,
       waitForRunMs,
+      only,
+      canary,
+      maxFailures,
+      onStage: staged && !values.json ? (stage) => process.stdout.write(`${tty ? "\n" : ""}${stageLine(stage)}\n`) : undefined,
       onNotice: (line) => process.stderr.write(`${tty ? "\n" : ""}notice: ${line}\n`),
       onProgress: tty ? (done, total) => process.stderr.write(`\rmigrating tenants: ${done}/${total}`) : undefined,
     }).catch((error: unknown) => {
       if (tty) process.stderr.write("\n");
-      if (error instanceof MigrationError && batchSize === undefined && !/Nothing was applied/.test(error.message)) {
+      if (error instanceof MigrationError && batchSize === undefined && canary === undefined && !/Nothing was applied/.test(error.message)) {
         throw new MigrationError(`${error.message}\nNothing was applied: the whole run was rolled back.`, error.tenant, error.migration);
       }
       throw error;
@@ -181,11 +235,24 @@ async function main(argv: string[]): Promise<void> {
     const ms = Math.round(performance.now() - started);
     const { plan } = result;
     if (values.json) {
-      console.log(JSON.stringify({ applied: result.applied, dryRun: values["dry-run"], transactions: result.transactions, durationMs: ms, plan: planJson(plan) }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            applied: result.applied,
+            dryRun: values["dry-run"],
+            transactions: result.transactions,
+            durationMs: ms,
+            plan: planJson(plan),
+            ...(result.stages ? { stages: result.stages } : {}),
+          },
+          null,
+          2,
+        ),
+      );
     } else if (plan.shared.length === 0 && plan.tenants.length === 0) {
       console.log(`Nothing to migrate: shared and ${plan.upToDate} tenant(s) at head. (${ms} ms)`);
     } else if (values["dry-run"]) {
-      console.log(`Plan (dry run, nothing applied):\n${describePlan(plan)}`);
+      console.log(`Plan (dry run, nothing applied):\n${describePlan(plan)}${staged ? `\n${describeStages(plan, canary, batchSize, maxFailures)}` : ""}`);
     } else {
       console.log(
         `Migrated: ${plan.shared.length} shared migration(s), ${plan.tenants.length} tenant(s) ` +

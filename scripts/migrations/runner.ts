@@ -2,7 +2,9 @@
 // the migration lock (lock.ts: a transaction-scoped advisory lock in every transaction and a lock
 // row across them, so it holds through transaction-mode poolers). Atomic by default (one
 // transaction for everything); with a batch size, each batch of tenants is its own transaction and
-// a re-run resumes where a failure or a kill stopped. Every transaction runs under lock_timeout
+// a re-run resumes where a failure or a kill stopped. A subset of tenants (`only`) and staged
+// rollouts (a canary stage first, then batches, up to `maxFailures` failed batches) use the same
+// path. Every transaction runs under lock_timeout
 // (retried with backoff), an optional statement_timeout and client_connection_check_interval.
 import type pg from "pg";
 import { grantMissingOnTenantSchemas } from "../db/roles.ts";
@@ -51,6 +53,23 @@ export interface MigrateOptions {
   appRole?: string;
   /** One-line notices: retries after a lock timeout, taking over a dead run's lock. */
   onNotice?: (line: string) => void;
+  /** Only these tenants (slugs); the shared track still goes first when it has pending migrations. */
+  only?: string[];
+  /** A staged rollout: the plan's first N tenants in one transaction before any other tenant. */
+  canary?: number;
+  /** With batches: go on past failed batches until this many have failed (default 1: stop at the first). */
+  maxFailures?: number;
+  /** Called as each stage of a batched or staged run ends. */
+  onStage?: (stage: StageResult) => void;
+}
+
+/** One transaction of a batched or staged run, and how it ended. */
+export interface StageResult {
+  /** "shared", "canary", or "batch N". */
+  stage: string;
+  tenants: string[];
+  status: "applied" | "failed" | "not run";
+  error?: string;
 }
 
 export interface MigrateResult {
@@ -58,6 +77,8 @@ export interface MigrateResult {
   applied: boolean;
   /** Transactions committed (1 for an atomic run). */
   transactions: number;
+  /** Batched and staged runs: every stage, in order. */
+  stages?: StageResult[];
 }
 
 /** A failed run; `tenant`, `schema` and `migration` say where, `cause` is PostgreSQL's error. */
@@ -65,11 +86,19 @@ export class MigrationError extends Error {
   readonly tenant?: string;
   readonly migration?: string;
   readonly schema?: string;
-  constructor(message: string, tenant?: string, migration?: string, options?: { cause?: unknown; schema?: string }) {
+  /** Batched and staged runs: every stage, in order (what was applied, what failed, what was not run). */
+  readonly stages?: StageResult[];
+  constructor(
+    message: string,
+    tenant?: string,
+    migration?: string,
+    options?: { cause?: unknown; schema?: string; stages?: StageResult[] },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.tenant = tenant;
     this.migration = migration;
     this.schema = options?.schema;
+    this.stages = options?.stages;
   }
 }
 
@@ -91,9 +120,23 @@ export function planMigration(
   return { shared, tenants, upToDate };
 }
 
-/** Per-tenant detail, read only when the fleet summary shows pending work. */
-export async function readPlan(client: pg.ClientBase, migrations: MigrationSet): Promise<MigrationPlan> {
-  return planMigration(await readSharedApplied(client), await readTenantStates(client), migrations);
+/** Per-tenant detail, read only when the fleet summary shows pending work (`only`: those slugs). */
+export async function readPlan(client: pg.ClientBase, migrations: MigrationSet, only?: string[]): Promise<MigrationPlan> {
+  const states = await readTenantStates(client);
+  const wanted = only && new Set(only);
+  return planMigration(await readSharedApplied(client), wanted ? states.filter((t) => wanted.has(t.slug)) : states, migrations);
+}
+
+/** Refuses a subset naming tenants that do not exist (a typo must not silently migrate fewer). */
+async function checkOnly(client: pg.ClientBase, only: string[]): Promise<void> {
+  const { rows } = await client.query<{ slug: string }>("SELECT slug FROM shared.tenants WHERE slug = ANY($1::text[])", [only]);
+  const found = new Set(rows.map((r) => r.slug));
+  const missing = only.filter((slug) => !found.has(slug));
+  if (missing.length) {
+    throw new MigrationError(
+      `no tenant ${missing.join(", ")} (see \`npm run tenants -- list\`). Nothing was applied.`,
+    );
+  }
 }
 
 export function planIsEmpty(plan: MigrationPlan): boolean {
@@ -201,12 +244,17 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
   try {
     const summary = await readFleetSummary(client);
     verifyLedger(summary, options.migrations);
+    if (options.only) await checkOnly(client, options.only);
     const behind = behindHead(summary, options.migrations);
     if (behind.shared.length === 0 && behind.tenant.length === 0) {
       await run.commit();
-      return { plan: { shared: [], tenants: [], upToDate: summary.tenantCount }, applied: false, transactions: 0 };
+      return {
+        plan: { shared: [], tenants: [], upToDate: options.only?.length ?? summary.tenantCount },
+        applied: false,
+        transactions: 0,
+      };
     }
-    plan = await readPlan(client, options.migrations);
+    plan = await readPlan(client, options.migrations, options.only);
     if (planIsEmpty(plan) || options.dryRun) {
       await run.commit();
       return { plan, applied: false, transactions: 0 };
@@ -226,7 +274,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
     const checkCapacity = (batchSize?: number) =>
       run.transaction(() => checkLockCapacity(client, plan, batchSize), failedSchema, "ROLLBACK");
 
-    if (options.batchSize === undefined) {
+    if (options.batchSize === undefined && options.canary === undefined) {
       await checkCapacity();
       await run.transaction(async () => {
         await applyShared(client, plan.shared);
@@ -242,7 +290,13 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
       return { plan, applied: true, transactions: 1 };
     }
 
-    await checkCapacity(options.batchSize);
+    const groups = stagesOf(plan.tenants, options.canary, options.batchSize);
+    await checkCapacity(Math.max(0, ...groups.map((g) => g.plans.length)));
+    const stages: StageResult[] = [];
+    const ended = (stage: StageResult) => {
+      stages.push(stage);
+      options.onStage?.(stage);
+    };
     let transactions = 0;
     if (plan.shared.length) {
       await run.transaction(async () => {
@@ -250,32 +304,79 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
         await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
       }, failedSchema);
       transactions++;
+      ended({ stage: "shared", tenants: [], status: "applied" });
     }
-    for (let start = 0; start < total; start += options.batchSize) {
-      const batch = plan.tenants.slice(start, start + options.batchSize);
+    const maxFailures = options.maxFailures ?? 1;
+    let failures = 0;
+    let done = 0;
+    let firstFailure: { error: MigrationError; group: (typeof groups)[number]; migratedBefore: number } | undefined;
+    for (let g = 0; g < groups.length; g++) {
+      const group = groups[g]!;
+      const slugs = group.plans.map((p) => p.tenant.slug);
+      const stop = (failures >= maxFailures || (firstFailure?.group.name === "canary"));
+      if (stop) {
+        ended({ stage: group.name, tenants: slugs, status: "not run" });
+        continue;
+      }
       try {
         await run.transaction(async () => {
-          for (const tenantPlan of batch) await applyTenant(client, tenantPlan);
-          await grantMissingOnTenantSchemas(client, batch.map((p) => p.tenant.schema), options.appRole);
-          await record(client, ledgerRows(batch));
+          for (const tenantPlan of group.plans) await applyTenant(client, tenantPlan);
+          await grantMissingOnTenantSchemas(client, group.plans.map((p) => p.tenant.schema), options.appRole);
+          await record(client, ledgerRows(group.plans));
         }, failedSchema);
       } catch (error) {
         if (!(error instanceof MigrationError) && !(error instanceof LockLostError)) throw error;
-        const where = `Batch ${start / options.batchSize + 1} (tenants ${start + 1}-${start + batch.length} of ${total}) ` +
-          `was rolled back; the ${start} tenants before it were migrated and recorded. `;
+        const where = `${group.label} was rolled back; the ${done} tenants before it were migrated and recorded. `;
         if (error instanceof LockLostError) throw new LockLostError(`${error.message}\n${where}`);
-        throw new MigrationError(
-          `${error.message}\n${where}Fix the cause and run migrate again to finish the rest.`,
-          error.tenant,
-          error.migration,
-          { cause: error.cause, schema: error.schema },
-        );
+        failures++;
+        firstFailure ??= { error, group, migratedBefore: done };
+        ended({ stage: group.name, tenants: slugs, status: "failed", error: error.message });
+        continue;
       }
       transactions++;
-      progress(start + batch.length, total);
+      done += group.plans.length;
+      progress(done, total);
+      ended({ stage: group.name, tenants: slugs, status: "applied" });
     }
-    return { plan, applied: true, transactions };
+    if (firstFailure) {
+      const { error, group, migratedBefore } = firstFailure;
+      const notRun = stages.filter((s) => s.status === "not run").reduce((n, s) => n + s.tenants.length, 0);
+      const message =
+        failures === 1 && notRun === total - migratedBefore - group.plans.length && done === migratedBefore
+          ? `${error.message}\n${group.label} was rolled back; the ${migratedBefore} tenants before it were migrated and recorded. ` +
+            (group.name === "canary" ? "No other tenant was attempted. " : "") +
+            "Fix the cause and run migrate again to finish the rest."
+          : `${error.message}\n${failures} of ${groups.length} stages failed and were rolled back (--max-failures ${maxFailures}):\n` +
+            stages
+              .filter((s) => s.status === "failed")
+              .map((s) => `  ${s.stage} (${s.tenants.join(", ")}): ${s.error!.split("\n")[0]}`)
+              .join("\n") +
+            `\n${done} tenants were migrated and recorded; ${notRun} were not attempted. Fix the causes and run migrate again to finish the rest.`;
+      throw new MigrationError(message, error.tenant, error.migration, { cause: error.cause, schema: error.schema, stages });
+    }
+    return { plan, applied: true, transactions, stages };
   } finally {
     await run.release();
   }
+}
+
+/**
+ * A batched or staged run's transactions: the canary (the plan's first `canary` tenants), then the
+ * rest in batches of `batchSize` (one batch for all of them without it).
+ */
+function stagesOf(plans: TenantPlan[], canary?: number, batchSize?: number) {
+  const groups: Array<{ name: string; label: string; plans: TenantPlan[] }> = [];
+  const total = plans.length;
+  let start = 0;
+  if (canary !== undefined && total > 0) {
+    const n = Math.min(canary, total);
+    groups.push({ name: "canary", label: `The canary (tenants 1-${n} of ${total})`, plans: plans.slice(0, n) });
+    start = n;
+  }
+  const size = batchSize ?? Math.max(1, total - start);
+  for (let k = 1; start < total; k++, start += size) {
+    const batch = plans.slice(start, start + size);
+    groups.push({ name: `batch ${k}`, label: `Batch ${k} (tenants ${start + 1}-${start + batch.length} of ${total})`, plans: batch });
+  }
+  return groups;
 }
