@@ -22,13 +22,16 @@ import {
   addHost,
   createTenant,
   deleteTenant,
+  endMaintenance,
   initDatabase,
   listTenants,
+  maintenanceMessageError,
   removeHost,
   renameTenant,
   setRateLimitTier,
   setTenantStatus,
   showTenant,
+  startMaintenance,
   TenantCommandError,
   type QuarantinedHost,
   type TenantInfo,
@@ -67,6 +70,13 @@ Commands:
   hosts remove <slug> <host>              Remove a host from a tenant
   suspend <slug>                          Suspend a tenant (its hosts answer 403 tenant_suspended)
   resume <slug>                           Resume a suspended tenant
+  maintenance <slug> on [--message <text>] [--json]
+                                          Put a tenant in maintenance: its hosts answer 503 tenant_maintenance
+                                          with the message (a page for browsers) and Retry-After, except to
+                                          requests with the bypass token it prints (header X-Maintenance-Bypass,
+                                          or open https://<host>/?maintenance_bypass=<token> once in a browser).
+                                          On again: a new message and token (the old token stops working)
+  maintenance <slug> off                  End it
   tier <slug> standard|high               Set the tenant's request-rate tier (the Worker's TENANT_LIMITER
                                           binding for standard, TENANT_LIMITER_HIGH for high)
   delete <slug> --yes                     Drop the tenant's schema and catalog rows (irreversible)
@@ -81,7 +91,7 @@ Commands:
                                           of the tenant track exactly. --dry-run prints the plan and the match
                                           and changes nothing. See docs/adopting.md
 
-Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, tier, delete) purge the
+Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, maintenance, tier, delete) purge the
 affected hosts from the Workers KV tenant cache, in one step per command:
   (default)        the local namespace \`wrangler dev\` uses (.wrangler/state; --persist-to <dir>)
   --remote         the deployed namespace, through Cloudflare's API: needs CLOUDFLARE_API_TOKEN, and
@@ -114,6 +124,7 @@ function describe(t: TenantInfo): string {
     `schema:  ${t.schema}`,
     `status:  ${t.status}`,
     `tier:    ${t.rateLimitTier}`,
+    ...(t.maintenance ? [`maintenance: since ${t.maintenance.since}: ${t.maintenance.message}`] : []),
     `hosts:   ${hosts || "(none)"}`,
     `created: ${t.createdAt}`,
     `updated: ${t.updatedAt}`,
@@ -122,7 +133,13 @@ function describe(t: TenantInfo): string {
 
 function table(tenants: TenantInfo[]): string {
   if (tenants.length === 0) return "No tenants yet: create one with `npm run tenants -- create <slug> --name <name> --host <host>`.";
-  const rows = tenants.map((t) => [t.slug, t.status, t.schema, t.name, t.hosts.map((h) => h.host).join(", ")]);
+  const rows = tenants.map((t) => [
+    t.slug,
+    t.maintenance ? `${t.status}, maintenance` : t.status,
+    t.schema,
+    t.name,
+    t.hosts.map((h) => h.host).join(", "),
+  ]);
   const head = ["SLUG", "STATUS", "SCHEMA", "NAME", "HOSTS"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
@@ -192,7 +209,7 @@ interface Plan {
   changes: boolean;
 }
 
-const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "tier", "delete"]);
+const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "delete"]);
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals: args } = (() => {
@@ -217,6 +234,7 @@ async function main(argv: string[]): Promise<void> {
           "dry-run": { type: "boolean", default: false },
           custom: { type: "boolean", default: false },
           "zone-id": { type: "string" },
+          message: { type: "string" },
           help: { type: "boolean", short: "h", default: false },
         },
       });
@@ -230,7 +248,7 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "tier", "delete", "cache", "adopt"];
+  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "delete", "cache", "adopt"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
   if (values.remote && values["no-purge"]) throw new UsageError("--remote purges the deployed KV and --no-purge skips purging: give one of them");
 
@@ -534,6 +552,46 @@ function planCommand(command: string, rest: string[], values: Record<string, str
           const stale = await setTenantStatus(client, slug!, status);
           console.log(`Tenant ${slug} is now ${status}.`);
           return stale;
+        },
+      };
+    }
+    case "maintenance": {
+      const [slug, state] = positionals(rest, 2, "maintenance <slug> on|off [--message <text>]");
+      requireSlug(slug!);
+      if (state !== "on" && state !== "off") throw new UsageError(`maintenance <slug> takes on or off, not "${state}"`);
+      const message = text("message");
+      if (state === "off" && message !== undefined) throw new UsageError("--message goes with maintenance <slug> on");
+      if (message !== undefined) {
+        const problem = maintenanceMessageError(message);
+        if (problem) throw new UsageError(problem);
+      }
+      return {
+        changes,
+        async run(client) {
+          if (state === "off") {
+            const stale = await endMaintenance(client, slug!);
+            console.log(`Tenant ${slug} is out of maintenance; its bypass token no longer works.`);
+            return stale;
+          }
+          const tenant = await showTenant(client, slug!);
+          if (!tenant) throw new TenantCommandError(`no tenant ${slug}: see \`npm run tenants -- list\``);
+          const shown = message ?? `${tenant.name} is down for maintenance; please try again shortly.`;
+          const { token, hosts, renewed } = await startMaintenance(client, slug!, shown);
+          if (flag("json")) {
+            console.log(JSON.stringify({ slug, maintenance: true, renewed, message: shown.trim(), bypassToken: token }, null, 2));
+          } else {
+            const host = tenant.hosts.find((h) => h.primary)?.host ?? tenant.hosts[0]?.host ?? "<host>";
+            console.log(
+              [
+                `Tenant ${slug} is in maintenance${renewed ? " (already was: new message and token; the old token no longer works)" : ""}: ` +
+                  `its hosts answer 503 tenant_maintenance: "${shown.trim()}"`,
+                `Bypass token (shown once; valid at ${slug}'s hosts only, until maintenance is switched off or on again):`,
+                `  ${token}`,
+                `Send it as the X-Maintenance-Bypass header, or open https://${host}/?maintenance_bypass=<token> once in a browser.`,
+              ].join("\n"),
+            );
+          }
+          return hosts;
         },
       };
     }

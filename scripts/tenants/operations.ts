@@ -1,5 +1,6 @@
 // Tenant lifecycle on a real PostgreSQL session: init, create, delete, hosts and status. Each
 // change is one transaction under the migration lock; a refused change leaves nothing behind.
+import { createHash, randomBytes } from "node:crypto";
 import type pg from "pg";
 import { hostError, newTenantSchemaName, normalizeHost, quoteIdent, slugError } from "../../src/tenancy/naming.ts";
 import { applyAppRole, appRoleMissingError, tenantCreationGrantSql, type AppRoleOptions } from "../db/roles.ts";
@@ -30,6 +31,8 @@ export interface TenantInfo {
   status: "active" | "suspended";
   /** Which per-tenant request limit of the Worker applies (wrangler.toml's TENANT_LIMITER bindings). */
   rateLimitTier: RateLimitTier;
+  /** Set while the tenant is in maintenance (`maintenance <slug> on`): its message and since when. */
+  maintenance: { message: string; since: string } | null;
   hosts: Array<{ host: string; primary: boolean }>;
   createdAt: string;
   updatedAt: string;
@@ -276,6 +279,10 @@ export async function createTenant(
 const TENANT_INFO_SQL = `
 SELECT t.id::int AS id, t.slug, t.name, t.schema_name AS schema, t.status::text AS status,
        t.rate_limit_tier::text AS "rateLimitTier",
+       CASE WHEN t.maintenance_message IS NULL THEN NULL
+            ELSE json_build_object('message', t.maintenance_message,
+                                   'since', to_char(t.maintenance_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+       END AS maintenance,
        to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "createdAt",
        to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "updatedAt",
        coalesce((SELECT json_agg(json_build_object('host', h.host, 'primary', h.is_primary)
@@ -380,6 +387,59 @@ export async function setTenantStatus(client: pg.Client, slug: string, status: "
       [tenant.id, status],
     );
     if (!rowCount) throw new TenantCommandError(`tenant ${slug} is already ${status}`);
+    return tenant.hosts;
+  });
+}
+
+/** The longest maintenance message (it is shown on every page of the tenant's hosts). */
+export const MAINTENANCE_MESSAGE_MAX = 500;
+
+/** What is wrong with a maintenance message, if anything. */
+export function maintenanceMessageError(message: string): string | undefined {
+  if (message.trim() === "") return "--message needs some text: what visitors of the tenant's hosts should read";
+  if (message.length > MAINTENANCE_MESSAGE_MAX) return `--message is ${message.length} characters long: keep it to ${MAINTENANCE_MESSAGE_MAX}`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(message)) return "--message must be one line of text (no control characters or line breaks)";
+  return undefined;
+}
+
+/**
+ * Puts a tenant in maintenance (or gives it a new message and bypass token when it already is):
+ * its hosts answer 503 tenant_maintenance with `message`, except to requests carrying the returned
+ * bypass token. The catalog keeps only the token's SHA-256. Returns the token and the tenant's hosts.
+ */
+export async function startMaintenance(
+  client: pg.Client,
+  slug: string,
+  message: string,
+): Promise<{ token: string; hosts: string[]; renewed: boolean }> {
+  const problem = maintenanceMessageError(message);
+  if (problem) throw new TenantCommandError(problem);
+  const token = randomBytes(32).toString("base64url");
+  const hash = createHash("sha256").update(token, "utf8").digest("hex");
+  return lockedTransaction(client, async () => {
+    const tenant = await requireTenant(client, slug);
+    const { rows } = await client.query<{ renewed: boolean }>(
+      `UPDATE shared.tenants t
+       SET maintenance_message = $2, maintenance_bypass_hash = $3, maintenance_since = coalesce(t.maintenance_since, now()), updated_at = now()
+       FROM (SELECT maintenance_message IS NOT NULL AS renewed FROM shared.tenants WHERE id = $1) before
+       WHERE t.id = $1 RETURNING before.renewed`,
+      [tenant.id, message.trim(), hash],
+    );
+    return { token, hosts: tenant.hosts, renewed: rows[0]!.renewed };
+  });
+}
+
+/** Takes a tenant out of maintenance; returns its hosts (their cached answers are stale). */
+export async function endMaintenance(client: pg.Client, slug: string): Promise<string[]> {
+  return lockedTransaction(client, async () => {
+    const tenant = await requireTenant(client, slug);
+    const { rowCount } = await client.query(
+      `UPDATE shared.tenants SET maintenance_message = NULL, maintenance_bypass_hash = NULL, maintenance_since = NULL, updated_at = now()
+       WHERE id = $1 AND maintenance_message IS NOT NULL`,
+      [tenant.id],
+    );
+    if (!rowCount) throw new TenantCommandError(`tenant ${slug} is not in maintenance`);
     return tenant.hosts;
   });
 }

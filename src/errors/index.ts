@@ -24,6 +24,7 @@ export const ERROR_STATUS = {
   response_too_large: 500,
   database_unavailable: 503,
   tenant_schema_outdated: 503,
+  tenant_maintenance: 503,
   statement_timeout: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 

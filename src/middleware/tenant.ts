@@ -1,3 +1,4 @@
+import { checkMaintenance } from "../tenancy/maintenance.ts";
 import type { Context } from "hono";
 import { sql } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
@@ -126,6 +127,8 @@ export function tenancy() {
     if (tenant.status === "suspended") {
       throw new AppError("tenant_suspended", `The tenant at ${host} is suspended.`);
     }
+    const bypassRedirect = await checkMaintenance(c, tenant);
+    if (bypassRedirect) return bypassRedirect;
     if (c.var.config.REQUEST_TELEMETRY !== "off" && !(await withinTenantLimit(c, tenant))) {
       throw new AppError(
         "tenant_rate_limited",

@@ -119,7 +119,7 @@ export const errorResponses = {
   },
   503: {
     description:
-      "Database unreachable (`database_unavailable`), a statement over its time limit (`statement_timeout`), or the tenant's schema not yet migrated for this code (`tenant_schema_outdated`); `Retry-After` says when to retry",
+      "Database unreachable (`database_unavailable`), a statement over its time limit (`statement_timeout`), the tenant's schema not yet migrated for this code (`tenant_schema_outdated`), or the tenant in maintenance (`tenant_maintenance`, its operator's message); `Retry-After` says when to retry",
     content: { "application/json": { schema: ErrorSchema } },
   },
 } as const;

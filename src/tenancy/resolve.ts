@@ -22,6 +22,14 @@ export const TenantRecordSchema = z.object({
   status: z.enum(["active", "suspended"]),
   /** Entries cached before tiers existed have none: standard. */
   rateLimitTier: z.enum(RATE_LIMIT_TIERS).default("standard"),
+  /**
+   * Set while the tenant is in maintenance: the message its hosts answer, and the SHA-256 (hex) of
+   * the operator's bypass token. Entries cached before maintenance existed have none.
+   */
+  maintenance: z
+    .object({ message: z.string().min(1), bypassHash: z.string().regex(/^[0-9a-f]{64}$/) })
+    .nullable()
+    .default(null),
 });
 
 export type TenantRecord = z.infer<typeof TenantRecordSchema>;
@@ -103,13 +111,28 @@ const KvEntrySchema = z.object({ tenant: z.unknown() });
 export async function lookupHostInCatalog(db: CatalogDatabase, host: string): Promise<TenantRecord | null> {
   resolutionStats.catalogQueries++;
   const rows = await db
-    .select({ id: tenants.id, slug: tenants.slug, name: tenants.name, schema: tenants.schemaName, status: tenants.status, rateLimitTier: tenants.rateLimitTier })
+    .select({
+      id: tenants.id,
+      slug: tenants.slug,
+      name: tenants.name,
+      schema: tenants.schemaName,
+      status: tenants.status,
+      rateLimitTier: tenants.rateLimitTier,
+      maintenanceMessage: tenants.maintenanceMessage,
+      maintenanceBypassHash: tenants.maintenanceBypassHash,
+    })
     .from(tenantHosts)
     .innerJoin(tenants, eq(tenants.id, tenantHosts.tenantId))
     // A custom hostname (Cloudflare for SaaS) is served only once Cloudflare reports it active.
     .where(and(eq(tenantHosts.host, host), or(isNull(tenantHosts.customHostnameId), eq(tenantHosts.customStatus, "active"))))
     .limit(1);
-  return rows[0] ?? null;
+  const row = rows[0];
+  if (!row) return null;
+  const { maintenanceMessage, maintenanceBypassHash, ...record } = row;
+  return {
+    ...record,
+    maintenance: maintenanceMessage !== null && maintenanceBypassHash !== null ? { message: maintenanceMessage, bypassHash: maintenanceBypassHash } : null,
+  };
 }
 
 /**
@@ -134,11 +157,21 @@ export async function resolveFromCatalog(host: string, db: CatalogDatabase): Pro
 /** Benchmarks, `fixed:<schema>` mode: every host is this schema's tenant, nothing is looked up. */
 export function fixedTenant(schema: string): ResolvedTenant {
   if (!isValidSchemaName(schema)) throw new Error(`fixed tenant schema "${schema}" is not a tenant schema name`);
-  return resolved({ id: 0, slug: "fixed", name: "fixed", schema, status: "active", rateLimitTier: "standard" });
+  return resolved({ id: 0, slug: "fixed", name: "fixed", schema, status: "active", rateLimitTier: "standard", maintenance: null });
 }
 
 function sameTenant(a: TenantRecord | null, b: TenantRecord): boolean {
-  return !!a && a.id === b.id && a.slug === b.slug && a.name === b.name && a.schema === b.schema && a.status === b.status && a.rateLimitTier === b.rateLimitTier;
+  return (
+    !!a &&
+    a.id === b.id &&
+    a.slug === b.slug &&
+    a.name === b.name &&
+    a.schema === b.schema &&
+    a.status === b.status &&
+    a.rateLimitTier === b.rateLimitTier &&
+    a.maintenance?.message === b.maintenance?.message &&
+    a.maintenance?.bypassHash === b.maintenance?.bypassHash
+  );
 }
 
 /** The tenant for a normalized host, through memory, KV and (rate-limited) the catalog. */

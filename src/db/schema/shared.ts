@@ -27,12 +27,21 @@ export const tenants = shared.table(
     schemaName: text("schema_name").notNull().unique(),
     status: tenantStatus("status").notNull().default("active"),
     rateLimitTier: rateLimitTier("rate_limit_tier").notNull().default("standard"),
+    /** Set while the tenant is in maintenance (`tenants maintenance <slug> on`): what its hosts answer. */
+    maintenanceMessage: text("maintenance_message"),
+    /** SHA-256 (hex) of the operator's bypass token for this maintenance window; never the token. */
+    maintenanceBypassHash: text("maintenance_bypass_hash"),
+    maintenanceSince: timestamp("maintenance_since", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     check("tenants_slug_format", sql`${t.slug} ~ '^[a-z][a-z0-9_]{0,55}$'`),
     check("tenants_schema_name_format", schemaNameFormat),
+    check(
+      "tenants_maintenance_complete",
+      sql`(${t.maintenanceMessage} IS NULL) = (${t.maintenanceBypassHash} IS NULL) AND (${t.maintenanceMessage} IS NULL) = (${t.maintenanceSince} IS NULL)`,
+    ),
     // The registry row of this schema name must be this tenant's: a name registered for a tenant
     // that was deleted can never be given to another one.
     foreignKey({

@@ -1,0 +1,4 @@
+ALTER TABLE "shared"."tenants" ADD COLUMN "maintenance_message" text;--> statement-breakpoint
+ALTER TABLE "shared"."tenants" ADD COLUMN "maintenance_bypass_hash" text;--> statement-breakpoint
+ALTER TABLE "shared"."tenants" ADD COLUMN "maintenance_since" timestamp with time zone;--> statement-breakpoint
+ALTER TABLE "shared"."tenants" ADD CONSTRAINT "tenants_maintenance_complete" CHECK (("shared"."tenants"."maintenance_message" IS NULL) = ("shared"."tenants"."maintenance_bypass_hash" IS NULL) AND ("shared"."tenants"."maintenance_message" IS NULL) = ("shared"."tenants"."maintenance_since" IS NULL));
