@@ -3,18 +3,21 @@
 // The Worker tests get a database of their own, initialized, with the tenants of test/fixtures, and
 // connect to it as the app role (workerDatabaseUrl: edge_tenants_app with a password set here),
 // never as the owner.
-import { mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { externalDatabase, startEmbeddedPostgres } from "../scripts/local/postgres.ts";
 import { prepareAppLogin } from "../scripts/db/roles.ts";
 import { loadMigrations } from "../scripts/migrations/files.ts";
+import { migrate } from "../scripts/migrations/runner.ts";
 import { startSqlEndpoint } from "../scripts/sql-endpoint/server.ts";
 import { createTenant, initDatabase, setTenantStatus } from "../scripts/tenants/operations.ts";
 import { WORKER_TENANTS } from "./fixtures/tenants.ts";
 import { startStatementLog } from "./support/statement-log.ts";
+
+const CHECKOUT_MIGRATIONS = resolve(import.meta.dirname, "../migrations");
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -22,6 +25,36 @@ declare module "vitest" {
     sqlEndpointUrl: string;
     workerDatabaseUrl: string;
     statementLogUrl: string;
+  }
+}
+
+/**
+ * A fleet one migration apart, as in the middle of a rollout: the next tenant migration (expand-only,
+ * as docs/migrations.md asks: a column with a default, a new table) applied by the real runner to
+ * one tenant alone (`migrate --only`). test/worker/api.happy.test.ts runs the API at both.
+ */
+const AHEAD_TENANT = "api_ahead";
+async function migrateOneTenantAhead(client: pg.Client, slug: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "edge-tenants-ahead-"));
+  try {
+    await cp(CHECKOUT_MIGRATIONS, dir, { recursive: true });
+    const journalFile = join(dir, "tenant", "meta", "_journal.json");
+    const journal = JSON.parse(await readFile(journalFile, "utf8")) as { entries: Array<{ idx: number; version: string; when: number; tag: string; breakpoints: boolean }> };
+    const idx = journal.entries.length;
+    const tag = `${String(idx).padStart(4, "0")}_rollout_in_progress`;
+    await writeFile(
+      join(dir, "tenant", `${tag}.sql`),
+      [
+        'ALTER TABLE "tenant"."items" ADD COLUMN "priority" integer DEFAULT 0 NOT NULL;',
+        'CREATE TABLE "tenant"."item_notes" ("id" serial PRIMARY KEY, "item_id" integer NOT NULL REFERENCES "tenant"."items"("id") ON DELETE CASCADE, "note" text NOT NULL);',
+      ].join("\n--> statement-breakpoint\n"),
+    );
+    journal.entries.push({ idx, version: "7", when: Date.now(), tag, breakpoints: true });
+    await writeFile(journalFile, JSON.stringify(journal, null, 2));
+    const result = await migrate(client, { migrations: loadMigrations(dir), only: [slug] });
+    if (result.plan.tenants.length !== 1) throw new Error(`expected to migrate ${slug} alone, planned ${result.plan.tenants.length} tenants`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -43,6 +76,7 @@ async function prepareWorkerDatabase(adminUrl: string): Promise<string> {
       await createTenant(client, migrations, { slug: tenant.slug, name: tenant.name, hosts: [...tenant.hosts] });
       if ("suspended" in tenant) await setTenantStatus(client, tenant.slug, "suspended");
     }
+    await migrateOneTenantAhead(client, AHEAD_TENANT);
     return await prepareAppLogin(client, url.toString());
   } finally {
     await client.end();
