@@ -65,7 +65,7 @@ try {
     persist: join(scratch, "state"),
     vars: { DATABASE_URL: database.url, LOCAL_SQL_ENDPOINT: endpoint.url, SESSION_SECRET: sessionSecret },
   });
-  await waitUntilServing("the pages benchmark", () => get("/items", bearer));
+  await waitUntilServing("the pages benchmark", () => get("/items", bearer), worker);
 
   async function page(): Promise<number> {
     const t0 = performance.now();

@@ -166,7 +166,7 @@ try {
       },
     });
   }
-  for (const variant of variants) await waitUntilServing(variant.name, () => get(variant.port, `${slugs[0]}.localhost`, PATH));
+  for (const variant of variants) await waitUntilServing(variant.name, () => get(variant.port, `${slugs[0]}.localhost`, PATH), variant.worker);
 
   console.log(
     `GET ${PATH} via ${servedBy}, ${tenantCount} tenants' hosts in turn, concurrency ${concurrency}, ` +

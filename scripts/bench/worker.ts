@@ -48,8 +48,13 @@ export async function startBenchWorker(options: { port: number; persist: string;
 }
 
 /** Waits until `probe` answers 200 (the Worker is up and its first request served). */
-export async function waitUntilServing(name: string, probe: () => Promise<{ status: number; body: string }>): Promise<void> {
+export async function waitUntilServing(
+  name: string,
+  probe: () => Promise<{ status: number; body: string }>,
+  worker?: BenchWorker,
+): Promise<void> {
   for (let i = 0; ; i++) {
+    if (worker && worker.process.exitCode !== null) throw new Error(`the Worker for ${name} exited (code ${worker.process.exitCode}) before serving`);
     const res = await probe().catch((error: Error) => ({ status: 0, body: error.message }));
     if (res.status === 200) return;
     if (i > 300) throw new Error(`the Worker for ${name} did not answer: ${res.status} ${res.body}`);

@@ -6,7 +6,7 @@ import { connect, databaseUrlFromEnv } from "../db/connect.ts";
 import { loadMigrations, type MigrationSet } from "./files.ts";
 import { readFleetSummary, readSharedApplied, readTenantStates, verifyLedger } from "./ledger.ts";
 import { DEFAULT_RUN_SETTINGS, STALE_AFTER_MS, currentRun, describeRun } from "./lock.ts";
-import { MigrationError, migrate, type MigrationPlan, type StageResult } from "./runner.ts";
+import { MigrationError, migrate, planStages, type MigrationPlan, type StageResult } from "./runner.ts";
 import type pg from "pg";
 
 const HELP = `Usage: npm run migrate -- [status] [options]
@@ -226,6 +226,11 @@ async function main(argv: string[]): Promise<void> {
       onProgress: tty ? (done, total) => process.stderr.write(`\rmigrating tenants: ${done}/${total}`) : undefined,
     }).catch((error: unknown) => {
       if (tty) process.stderr.write("\n");
+      if (values.json && error instanceof MigrationError && error.stages) {
+        // A batched or staged run that failed part-way: CI still reads what was applied where.
+        const partly = error.stages.some((stage) => stage.status === "applied");
+        console.log(JSON.stringify({ applied: partly, complete: false, stages: error.stages, error: error.message }, null, 2));
+      }
       if (error instanceof MigrationError && batchSize === undefined && canary === undefined && !/Nothing was applied/.test(error.message)) {
         throw new MigrationError(`${error.message}\nNothing was applied: the whole run was rolled back.`, error.tenant, error.migration);
       }
@@ -244,6 +249,9 @@ async function main(argv: string[]): Promise<void> {
             durationMs: ms,
             plan: planJson(plan),
             ...(result.stages ? { stages: result.stages } : {}),
+            ...(values["dry-run"] && staged
+              ? { stages: planStages(plan.tenants, canary, batchSize).map((g) => ({ stage: g.name, tenants: g.plans.map((p) => p.tenant.slug) })) }
+              : {}),
           },
           null,
           2,

@@ -193,7 +193,7 @@ function ledgerRows(plans: TenantPlan[]) {
  * server's lock table (max_locks_per_transaction x (max_connections + max_prepared_transactions)),
  * from an estimate of the locks the parsed statements take (nothing is executed).
  */
-export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, batchSize?: number): Promise<void> {
+export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, batchSize?: number, largestIsCanary = false): Promise<void> {
   if (plan.tenants.length === 0) return;
   const sample = plan.tenants.reduce((a, b) => (b.pending.length > a.pending.length ? b : a));
   const estimate = estimateLocks(plan.shared, sample.pending);
@@ -212,10 +212,10 @@ export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, 
   if (needed > capacity * 0.8) {
     const suggested = Math.max(1, Math.floor((capacity * 0.5) / perTenant / 100) * 100 || Math.floor((capacity * 0.5) / perTenant));
     throw new MigrationError(
-      `one transaction for ${perTransaction} tenants${batchSize === undefined ? "" : " (one batch)"} would take about ${needed} locks (${perTenant} per tenant), ` +
+      `one transaction for ${perTransaction} tenants${largestIsCanary ? " (the canary)" : batchSize === undefined ? "" : " (one batch)"} would take about ${needed} locks (${perTenant} per tenant), ` +
         `more than the server's lock table holds safely (max_locks_per_transaction=${per_tx} x ` +
         `(max_connections=${conns} + max_prepared_transactions=${prepared}) = ${capacity}). Nothing was applied. ` +
-        `Run with ${batchSize === undefined ? "" : "a smaller "}--batch-size ${suggested}, or raise max_locks_per_transaction to at least ` +
+        `Run with ${largestIsCanary ? `--canary ${suggested} (or fewer) and --batch-size ${suggested}` : `${batchSize === undefined ? "" : "a smaller "}--batch-size ${suggested}`}, or raise max_locks_per_transaction to at least ` +
         `${Math.ceil(needed / 0.8 / (conns + prepared))} and restart PostgreSQL.`,
     );
   }
@@ -271,8 +271,8 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
     const progress = options.onProgress ?? (() => {});
 
     // Under the lock and the run's timeouts, in a transaction that is rolled back.
-    const checkCapacity = (batchSize?: number) =>
-      run.transaction(() => checkLockCapacity(client, plan, batchSize), failedSchema, "ROLLBACK");
+    const checkCapacity = (batchSize?: number, largestIsCanary = false) =>
+      run.transaction(() => checkLockCapacity(client, plan, batchSize, largestIsCanary), failedSchema, "ROLLBACK");
 
     if (options.batchSize === undefined && options.canary === undefined) {
       await checkCapacity();
@@ -290,8 +290,9 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
       return { plan, applied: true, transactions: 1 };
     }
 
-    const groups = stagesOf(plan.tenants, options.canary, options.batchSize);
-    await checkCapacity(Math.max(0, ...groups.map((g) => g.plans.length)));
+    const groups = planStages(plan.tenants, options.canary, options.batchSize);
+    const largest = groups.reduce<(typeof groups)[number] | undefined>((a, g) => (!a || g.plans.length > a.plans.length ? g : a), undefined);
+    await checkCapacity(largest?.plans.length ?? 0, largest?.name === "canary");
     const stages: StageResult[] = [];
     const ended = (stage: StageResult) => {
       stages.push(stage);
@@ -346,7 +347,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
           ? `${error.message}\n${group.label} was rolled back; the ${migratedBefore} tenants before it were migrated and recorded. ` +
             (group.name === "canary" ? "No other tenant was attempted. " : "") +
             "Fix the cause and run migrate again to finish the rest."
-          : `${error.message}\n${failures} of ${groups.length} stages failed and were rolled back (--max-failures ${maxFailures}):\n` +
+          : `${error.message}\n${failures} of ${groups.length} tenant stages failed and were rolled back (--max-failures ${maxFailures}):\n` +
             stages
               .filter((s) => s.status === "failed")
               .map((s) => `  ${s.stage} (${s.tenants.join(", ")}): ${s.error!.split("\n")[0]}`)
@@ -364,7 +365,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
  * A batched or staged run's transactions: the canary (the plan's first `canary` tenants), then the
  * rest in batches of `batchSize` (one batch for all of them without it).
  */
-function stagesOf(plans: TenantPlan[], canary?: number, batchSize?: number) {
+export function planStages(plans: TenantPlan[], canary?: number, batchSize?: number) {
   const groups: Array<{ name: string; label: string; plans: TenantPlan[] }> = [];
   const total = plans.length;
   let start = 0;

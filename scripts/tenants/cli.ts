@@ -36,7 +36,10 @@ import {
   type QuarantinedHost,
   type TenantInfo,
 } from "./operations.ts";
-import { describeStalenessBound } from "./staleness.ts";
+import { DEFAULT_MEMORY_TTL_SECONDS, describeStalenessBound } from "./staleness.ts";
+
+/** How long an isolate may keep a tenant it has in memory (never purged; TENANT_MEMORY_TTL_SECONDS). */
+const MEMORY_STALENESS = `${DEFAULT_MEMORY_TTL_SECONDS} s (TENANT_MEMORY_TTL_SECONDS)`;
 import { AdoptRefusal, adopt, checkAdoptInput, describePlan } from "./adopt.ts";
 import {
   CustomHostnameConfigError,
@@ -315,7 +318,8 @@ async function main(argv: string[]): Promise<void> {
   }
   const outcome: PurgeOutcome = target ? await purgeRemote(stale, target) : await purgeLocal(stale, persistTo);
   if (outcome.purged) {
-    console.log(`Purged ${stale.length} host(s) from the ${where} KV tenant cache.`);
+    // With --json, stdout is the command's JSON alone.
+    (values.json ? console.error : console.log)(`Purged ${stale.length} host(s) from the ${where} KV tenant cache.`);
   } else if (target || !/^no local KV/.test(outcome.note ?? "")) {
     throw new TenantCommandError(
       `the change is saved, but the ${where} KV tenant cache was not purged (${outcome.note}); Workers may serve the ` +
@@ -570,12 +574,16 @@ function planCommand(command: string, rest: string[], values: Record<string, str
         async run(client) {
           if (state === "off") {
             const stale = await endMaintenance(client, slug!);
-            console.log(`Tenant ${slug} is out of maintenance; its bypass token no longer works.`);
+            console.log(
+              `Tenant ${slug} is out of maintenance. Workers that hold it in memory may answer 503 for up to ${MEMORY_STALENESS}; ` +
+                "its bypass token works until then.",
+            );
             return stale;
           }
           const tenant = await showTenant(client, slug!);
           if (!tenant) throw new TenantCommandError(`no tenant ${slug}: see \`npm run tenants -- list\``);
-          const shown = message ?? `${tenant.name} is down for maintenance; please try again shortly.`;
+          // On again without --message keeps the message it has.
+          const shown = message ?? tenant.maintenance?.message ?? `${tenant.name} is down for maintenance; please try again shortly.`;
           const { token, hosts, renewed } = await startMaintenance(client, slug!, shown);
           if (flag("json")) {
             console.log(JSON.stringify({ slug, maintenance: true, renewed, message: shown.trim(), bypassToken: token }, null, 2));
@@ -583,8 +591,10 @@ function planCommand(command: string, rest: string[], values: Record<string, str
             const host = tenant.hosts.find((h) => h.primary)?.host ?? tenant.hosts[0]?.host ?? "<host>";
             console.log(
               [
-                `Tenant ${slug} is in maintenance${renewed ? " (already was: new message and token; the old token no longer works)" : ""}: ` +
+                `Tenant ${slug} is in maintenance${renewed ? " (already was: a new token; the old one stops working)" : ""}: ` +
                   `its hosts answer 503 tenant_maintenance: "${shown.trim()}"`,
+                ...(tenant.status === "suspended" ? [`Note: ${slug} is also suspended: its hosts answer 403 tenant_suspended until \`resume\`.`] : []),
+                `Workers that hold ${slug} in memory take up to ${MEMORY_STALENESS} to see this (the old state and token work until then).`,
                 `Bypass token (shown once; valid at ${slug}'s hosts only, until maintenance is switched off or on again):`,
                 `  ${token}`,
                 `Send it as the X-Maintenance-Bypass header, or open https://${host}/?maintenance_bypass=<token> once in a browser.`,

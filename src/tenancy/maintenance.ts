@@ -40,21 +40,27 @@ export async function checkMaintenance(c: Context<AppEnv>, tenant: ResolvedTenan
   const maintenance = tenant.maintenance;
   if (!maintenance) return undefined;
   const fromUrl = c.req.query(MAINTENANCE_BYPASS_PARAM);
-  const token = fromUrl ?? c.req.header(MAINTENANCE_BYPASS_HEADER) ?? getCookie(c, MAINTENANCE_BYPASS_COOKIE);
-  if (!(await opens(token, maintenance.bypassHash))) {
-    throw new AppError("tenant_maintenance", maintenance.message, {
-      headers: { "Retry-After": String(MAINTENANCE_RETRY_AFTER_SECONDS) },
+  if (fromUrl !== undefined && (await opens(fromUrl, maintenance.bypassHash))) {
+    setCookie(c, MAINTENANCE_BYPASS_COOKIE, fromUrl, {
+      httpOnly: true,
+      secure: true,
+      sameSite: "Lax",
+      path: "/",
+      maxAge: BYPASS_COOKIE_MAX_AGE_SECONDS,
     });
+    // A browser's GET goes on to the same address without the token; any other method is served as
+    // it is (a redirect would turn it into a GET and drop its body).
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") return undefined;
+    const url = new URL(c.req.url);
+    url.searchParams.delete(MAINTENANCE_BYPASS_PARAM);
+    // Always a path on this host: "//evil.example/" (or "/\\evil.example/") as a Location would leave it.
+    return c.redirect(`/${url.pathname.replace(/^[/\\]+/, "")}${url.search}`, 303);
   }
-  if (fromUrl === undefined) return undefined;
-  setCookie(c, MAINTENANCE_BYPASS_COOKIE, fromUrl, {
-    httpOnly: true,
-    secure: true,
-    sameSite: "Lax",
-    path: "/",
-    maxAge: BYPASS_COOKIE_MAX_AGE_SECONDS,
+  // A stale or empty token in the URL does not hide a valid header or cookie.
+  for (const token of [c.req.header(MAINTENANCE_BYPASS_HEADER), getCookie(c, MAINTENANCE_BYPASS_COOKIE)]) {
+    if (await opens(token, maintenance.bypassHash)) return undefined;
+  }
+  throw new AppError("tenant_maintenance", maintenance.message, {
+    headers: { "Retry-After": String(MAINTENANCE_RETRY_AFTER_SECONDS) },
   });
-  const url = new URL(c.req.url);
-  url.searchParams.delete(MAINTENANCE_BYPASS_PARAM);
-  return c.redirect(`${url.pathname}${url.search}`, 303);
 }

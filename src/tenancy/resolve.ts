@@ -24,12 +24,10 @@ export const TenantRecordSchema = z.object({
   rateLimitTier: z.enum(RATE_LIMIT_TIERS).default("standard"),
   /**
    * Set while the tenant is in maintenance: the message its hosts answer, and the SHA-256 (hex) of
-   * the operator's bypass token. Entries cached before maintenance existed have none.
+   * the operator's bypass token. Required: an entry without it was cached by code that did not know
+   * maintenance (possibly while the tenant was in it), so it is ignored and the catalog asked again.
    */
-  maintenance: z
-    .object({ message: z.string().min(1), bypassHash: z.string().regex(/^[0-9a-f]{64}$/) })
-    .nullable()
-    .default(null),
+  maintenance: z.object({ message: z.string().min(1), bypassHash: z.string().regex(/^[0-9a-f]{64}$/) }).nullable(),
 });
 
 export type TenantRecord = z.infer<typeof TenantRecordSchema>;

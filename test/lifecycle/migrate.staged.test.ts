@@ -1,11 +1,14 @@
 // A subset of tenants (`--tenant`, `--only`) and staged rollouts (`--canary N --batch-size M
 // --max-failures K`): what is applied and recorded where, what each stage printed, and the re-run.
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { databaseState, hasColumn, ledger } from "../support/catalog.ts";
 import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
 import { addMigration, fixtureMigrations, removeFixtureMigrations } from "../support/migrations.ts";
+
+// Each test starts several CLI processes; on a loaded machine they take seconds each.
+vi.setConfig({ testTimeout: 180_000 });
 
 afterAll(() => {
   removeFixtureMigrations();
@@ -116,10 +119,21 @@ describe("staged rollouts", () => {
       expect.stringMatching(/^ {2}batch 3 \(delta\): failed - /),
       "  batch 4 (echo): not run",
     ]);
-    expect(r.stderr).toContain("2 of 5 stages failed and were rolled back (--max-failures 2):");
+    expect(r.stderr).toContain("2 of 5 tenant stages failed and were rolled back (--max-failures 2):");
     expect(r.stderr).toContain("2 tenants were migrated and recorded; 1 were not attempted.");
     expect(await recorded()).toEqual(["alpha", "charlie"]);
     expect(await behind(cli)).toEqual(["bravo", "delta", "echo"]);
+
+    // The same failure with --json (as CI runs it): stdout still says what was applied where.
+    const json = await cli("--tenant", "bravo", "--batch-size", "1", "--max-failures", "1", "--json");
+    expect(json.code, show(json)).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({
+      applied: false,
+      complete: false,
+      stages: [{ stage: "batch 1", tenants: ["bravo"], status: "failed", error: expect.stringContaining("failed on tenant bravo") }],
+      error: expect.stringContaining("Batch 1 (tenants 1-1 of 1) was rolled back"),
+    });
+    expect(json.stderr).toContain("error: migration tenant/0003_priority failed on tenant bravo");
 
     // The fix, then the same command: the three left, in stages again.
     for (const slug of ["bravo", "delta"]) await client.query(`ALTER TABLE "${schemas[slug]}"."items" DROP COLUMN "priority"`);
@@ -147,6 +161,13 @@ describe("staged rollouts", () => {
         "stages: canary 2 tenant(s) (alpha, bravo), then 2 batch(es) of up to 2 for the other 3 tenant(s); " +
         "nothing after a failed canary; stop after 3 failed batch(es)\n",
     );
+    const json = await cli("--dry-run", "--json", "--canary", "2", "--batch-size", "2");
+    expect(json.code, show(json)).toBe(0);
+    expect(JSON.parse(json.stdout).stages).toEqual([
+      { stage: "canary", tenants: ["alpha", "bravo"] },
+      { stage: "batch 1", tenants: ["charlie", "delta"] },
+      { stage: "batch 2", tenants: ["echo"] },
+    ]);
     expect(await databaseState(client)).toEqual(before);
   });
 });

@@ -58,7 +58,7 @@ describe("tenants maintenance", () => {
     expect(listed.find((l) => l.startsWith("globex "))).not.toContain("maintenance");
   });
 
-  it("on again: a new token (the old hash replaced) and message, the same start time; off clears everything", async () => {
+  it("on again: a new token (the old hash replaced), the same message and start time; off clears everything", async () => {
     const before = await catalogRow("acme");
     const again = await cli("maintenance", "acme", "on", "--json");
     expect(again.code, show(again)).toBe(0);
@@ -67,7 +67,7 @@ describe("tenants maintenance", () => {
       slug: "acme",
       maintenance: true,
       renewed: true,
-      message: "Acme Inc. is down for maintenance; please try again shortly.",
+      message: "Moving to faster disks; back at 14:00 UTC.",
       bypassToken: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
     });
     const row = await catalogRow("acme");
@@ -77,8 +77,13 @@ describe("tenants maintenance", () => {
 
     const off = await cli("maintenance", "acme", "off");
     expect(off.code, show(off)).toBe(0);
-    expect(off.stdout).toContain("Tenant acme is out of maintenance; its bypass token no longer works.");
+    expect(off.stdout).toContain("Tenant acme is out of maintenance.");
     expect(await catalogRow("acme")).toEqual({ message: null, hash: null, since: null });
+
+    // On from scratch without --message: a default naming the tenant.
+    const fresh = JSON.parse((await cli("maintenance", "globex", "on", "--json")).stdout);
+    expect(fresh).toMatchObject({ renewed: false, message: "Globex is down for maintenance; please try again shortly." });
+    expect((await cli("maintenance", "globex", "off")).code).toBe(0);
 
     const offAgain = await cli("maintenance", "acme", "off");
     expect(offAgain.code, show(offAgain)).toBe(1);

@@ -5,7 +5,8 @@
 // token after maintenance ended does not.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { evictHost } from "../../src/tenancy/resolve.ts";
+import { hostCacheKey } from "../../src/tenancy/cache.ts";
+import { clearMemoryCache, evictHost } from "../../src/tenancy/resolve.ts";
 import { errorCode, ownerSql, request } from "./helpers.ts";
 
 async function sha256Hex(text: string): Promise<string> {
@@ -102,6 +103,41 @@ describe("a tenant in maintenance", () => {
     const wrong = await request("maint.test", { path: `/tenant?maintenance_bypass=${OTHER_TOKEN}` });
     expect(wrong.status).toBe(503);
     expect(wrong.headers.get("Set-Cookie")).toBeNull();
+  });
+
+  it("the redirect never leaves the host, whatever the path; a stale token in the URL does not hide a valid cookie; other methods are not redirected", async () => {
+    await setMaintenance("maint", "maint.test", { message: MESSAGE, token: TOKEN });
+    for (const [path, location] of [
+      [`//evil.example/x?maintenance_bypass=${TOKEN}`, "/evil.example/x"],
+      [`/\\evil.example/?maintenance_bypass=${TOKEN}`, "/evil.example/"],
+      [`///evil.example?a=1&maintenance_bypass=${TOKEN}`, "/evil.example?a=1"],
+    ]) {
+      const res = await request("maint.test", { path });
+      expect(res.status, path).toBe(303);
+      expect(res.headers.get("Location"), path).toBe(location);
+    }
+    const cookie = { Cookie: `maintenance_bypass=${TOKEN}` };
+    expect((await request("maint.test", { path: "/tenant?maintenance_bypass=", headers: cookie })).status).toBe(200);
+    expect((await request("maint.test", { path: `/tenant?maintenance_bypass=${OTHER_TOKEN}`, headers: cookie })).status).toBe(200);
+    // A POST with the token in its URL is served (with the cookie set), not turned into a GET.
+    const post = await request("maint.test", { path: `/users?maintenance_bypass=${TOKEN}`, method: "POST", body: { email: `m-${Date.now()}@example.com`, password: "correct horse" } });
+    expect(post.status).toBe(201);
+    expect(post.headers.get("Set-Cookie")).toMatch(/^maintenance_bypass=/);
+  });
+
+  it("a cached entry written by code that knew no maintenance is not trusted: the catalog is asked again", async () => {
+    await setMaintenance("maint", "maint.test", { message: MESSAGE, token: TOKEN });
+    // What the Worker before maintenance existed wrote to KV (no maintenance field), e.g. during a
+    // deploy that runs migrate first, while the old Worker still serves.
+    const id = ((await ownerSql().query("SELECT id::int AS id, schema_name FROM shared.tenants WHERE slug = 'maint'")) as Array<{ id: number; schema_name: string }>)[0]!;
+    await env.TENANT_CACHE.put(
+      hostCacheKey("maint.test"),
+      JSON.stringify({ tenant: { id: id.id, slug: "maint", name: "Maint", schema: id.schema_name, status: "active", rateLimitTier: "standard" } }),
+    );
+    clearMemoryCache();
+    const res = await request("maint.test");
+    expect(res.status).toBe(503);
+    expect(await errorCode(res)).toBe("tenant_maintenance");
   });
 
   it("off: the tenant answers everyone again", async () => {
