@@ -14,6 +14,10 @@ import { loadMigrations } from "../scripts/migrations/files.ts";
 import { migrate } from "../scripts/migrations/runner.ts";
 import { startSqlEndpoint } from "../scripts/sql-endpoint/server.ts";
 import { createTenant, initDatabase, setTenantStatus } from "../scripts/tenants/operations.ts";
+import { fillPool } from "../scripts/tenants/pool.ts";
+
+/** Unclaimed pool slots in the Worker tests' database. */
+const SIGNUP_POOL_SIZE = 4;
 import { WORKER_TENANTS } from "./fixtures/tenants.ts";
 import { startStatementLog } from "./support/statement-log.ts";
 
@@ -76,6 +80,8 @@ async function prepareWorkerDatabase(adminUrl: string): Promise<string> {
       await createTenant(client, migrations, { slug: tenant.slug, name: tenant.name, hosts: [...tenant.hosts] });
       if ("suspended" in tenant) await setTenantStatus(client, tenant.slug, "suspended");
     }
+    // Warm-pool slots for the sign-up tests (test/worker/signup.test.ts).
+    await fillPool(client, migrations, SIGNUP_POOL_SIZE);
     await migrateOneTenantAhead(client, AHEAD_TENANT);
     return await prepareAppLogin(client, url.toString());
   } finally {

@@ -3,7 +3,8 @@
 // as: USAGE on `shared` and on every tenant schema, SELECT on the catalog tables the request path
 // reads, DML on tenant tables, USAGE/SELECT on their sequences, USAGE on their types. No DDL, no
 // CREATE on any schema, not the owner of anything, not a superuser, no BYPASSRLS, no access to
-// the migration ledger or to any other shared table.
+// the migration ledger; on the other shared tables only the DML that claiming a warm-pool slot
+// needs (signupGrantSql, for POST /signup).
 //
 // New tenant objects get their grants from per-schema default privileges, set when the schema is
 // created (`ALTER DEFAULT PRIVILEGES FOR ROLE <owner> IN SCHEMA ...`), so migrations pay nothing
@@ -135,13 +136,32 @@ function tenantSchemaResetSql(role: string, schema: string): string {
   ].join("\n");
 }
 
-function sharedResetSql(role: string): string {
+/**
+ * What `POST /signup` needs to claim a warm-pool slot (shared migration 0007_tenant_pool): find a free slot and
+ * mark it claimed, insert the tenant (slug, name and schema only: status and tier keep their
+ * defaults) and its first host, give the slot's registry row its tenant (a trigger allows that only
+ * for a registry row that has no tenant yet, i.e. a pool slot), and read the host quarantine.
+ */
+export function signupGrantSql(role: string): string[] {
+  const s = quoteIdent(SHARED_SCHEMA);
+  const r = quoteIdent(role);
+  return [
+    `GRANT SELECT, UPDATE (claimed_at, claim_token) ON ${s}.tenant_pool TO ${r};`,
+    `GRANT INSERT (slug, name, schema_name) ON ${s}.tenants TO ${r};`,
+    `GRANT INSERT (host, tenant_id, is_primary) ON ${s}.tenant_hosts TO ${r};`,
+    `GRANT SELECT, UPDATE (tenant_id) ON ${s}.tenant_schemas TO ${r};`,
+    `GRANT SELECT ON ${s}.released_hosts TO ${r};`,
+  ];
+}
+
+function sharedResetSql(role: string, pool: boolean): string {
   const s = quoteIdent(SHARED_SCHEMA);
   const r = quoteIdent(role);
   return [
     ...revokeAllInSchemaSql(s, r),
     `GRANT USAGE ON SCHEMA ${s} TO ${r};`,
     `GRANT SELECT ON ${APP_SHARED_TABLES.map((t) => `${s}.${quoteIdent(t)}`).join(", ")} TO ${r};`,
+    ...(pool ? signupGrantSql(role) : []),
     // The migration ledger and anything else in public: nothing.
     `REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${r};`,
     `REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM ${r};`,
@@ -260,11 +280,16 @@ export async function applyAppRole(client: pg.ClientBase, options: AppRoleOption
   const role = resolveAppRole(options.appRole);
   const password = options.appPassword ?? (process.env.APP_DATABASE_PASSWORD || undefined);
   const created = await ensureRole(client, role, password);
+  const { rows: poolRows } = await client.query<{ pool: boolean }>("SELECT to_regclass('shared.tenant_pool') IS NOT NULL AS pool");
+  const pool = poolRows[0]!.pool;
+  // Tenants' schemas, and the warm pool's unclaimed ones (they become tenants' schemas when claimed).
   const { rows: schemas } = await client.query<{ schema: string }>(
     `SELECT t.schema_name AS schema FROM ${quoteIdent(SHARED_SCHEMA)}.tenants t
-     JOIN pg_namespace n ON n.nspname = t.schema_name ORDER BY t.schema_name`,
+     JOIN pg_namespace n ON n.nspname = t.schema_name
+     ${pool ? `UNION SELECT p.schema_name FROM ${quoteIdent(SHARED_SCHEMA)}.tenant_pool p JOIN pg_namespace n ON n.nspname = p.schema_name WHERE p.claimed_at IS NULL` : ""}
+     ORDER BY 1`,
   );
-  const statements = [sharedResetSql(role), ...schemas.map((s) => tenantSchemaResetSql(role, s.schema))];
+  const statements = [sharedResetSql(role, pool), ...schemas.map((s) => tenantSchemaResetSql(role, s.schema))];
   // Many schemas: a few hundred statements per round trip.
   for (let i = 0; i < statements.length; i += 200) await client.query(statements.slice(i, i + 200).join("\n"));
   await grantMissingOnTenantSchemas(client, schemas.map((s) => s.schema), role);

@@ -68,12 +68,43 @@ SELECT
   ), '[]') AS entries`;
 
 /**
+ * The same from the counters that triggers keep in the transactions that write the ledger and the
+ * registry (shared.ledger_counts and shared.fleet_size, from shared migration 0007_tenant_pool): O(1) in the
+ * fleet's size. The fleet is every live schema: tenants and unclaimed pool slots.
+ */
+const COUNTED_FLEET_SUMMARY_SQL = `
+SELECT
+  (SELECT schemas::int FROM shared.fleet_size) AS tenant_count,
+  coalesce((
+    SELECT json_agg(json_build_object('track', track, 'migration', migration, 'checksums', checksums, 'count', n))
+    FROM (SELECT 'shared' AS track, migration, ARRAY[min(checksum), max(checksum)] AS checksums, count(*)::int AS n
+          FROM ${LEDGER_TABLE} WHERE schema_name = 'shared' AND track = 'shared' GROUP BY migration
+          UNION ALL
+          SELECT 'tenant', migration, ARRAY[min(checksum), max(checksum)], sum(schemas)::int
+          FROM shared.ledger_counts GROUP BY migration) c
+  ), '[]') AS entries`;
+
+/** Whether the ledger exists, and whether the fleet counters (shared migration 0007_tenant_pool) do. */
+export async function ledgerState(client: pg.ClientBase): Promise<{ exists: boolean; counted: boolean; pool: boolean }> {
+  const { rows } = await client.query<{ exists: boolean; counted: boolean; pool: boolean }>(
+    `SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists,
+            to_regclass('shared.ledger_counts') IS NOT NULL AS counted,
+            to_regclass('shared.tenant_pool') IS NOT NULL AS pool`,
+  );
+  return rows[0]!;
+}
+
+/**
  * The state of the whole fleet in one query, whatever the tenant count: per migration file, its
- * checksums and how many schemas have it. At head when every file is everywhere.
+ * checksums and how many schemas have it. At head when every file is everywhere. Reads the counters
+ * (O(1)); a database whose shared track is older than the counters is read from the ledger itself.
  */
 export async function readFleetSummary(client: pg.ClientBase): Promise<FleetSummary> {
-  if (!(await ledgerExists(client))) throw new NotInitializedError();
-  const { rows } = await client.query<{ tenant_count: number; entries: LedgerEntry[] }>(FLEET_SUMMARY_SQL);
+  const state = await ledgerState(client);
+  if (!state.exists) throw new NotInitializedError();
+  const { rows } = await client.query<{ tenant_count: number; entries: LedgerEntry[] }>(
+    state.counted ? COUNTED_FLEET_SUMMARY_SQL : FLEET_SUMMARY_SQL,
+  );
   return { tenantCount: rows[0]!.tenant_count, entries: rows[0]!.entries };
 }
 
@@ -96,9 +127,24 @@ SELECT t.id::int AS id, t.slug, t.schema_name AS schema, coalesce(a.migrations, 
 FROM shared.tenants t LEFT JOIN applied a ON a.schema_name = t.schema_name
 ORDER BY t.slug`;
 
-/** What every tenant has applied; read only when the summary says something is pending. */
+/** The label of an unclaimed pool slot where a tenant's slug would be (`(pool) tenant_<key>`). */
+export const POOL_SLOT_LABEL = "(pool)";
+
+const POOL_STATES_SQL = `
+SELECT 0 AS id, '${POOL_SLOT_LABEL} ' || p.schema_name AS slug, p.schema_name AS schema,
+       coalesce((SELECT array_agg(l.migration ORDER BY l.migration) FROM ${LEDGER_TABLE} l
+                 WHERE l.schema_name = p.schema_name), '{}') AS applied
+FROM shared.tenant_pool p WHERE p.claimed_at IS NULL
+ORDER BY p.schema_name`;
+
+/**
+ * What every tenant has applied, then every unclaimed pool slot (labelled `(pool) <schema>`): pool
+ * schemas are migrated like tenants. Read only when the summary says something is pending.
+ */
 export async function readTenantStates(client: pg.ClientBase): Promise<TenantState[]> {
-  return (await client.query<TenantState>(TENANT_STATES_SQL)).rows;
+  const tenants = (await client.query<TenantState>(TENANT_STATES_SQL)).rows;
+  if (!(await ledgerState(client)).pool) return tenants;
+  return [...tenants, ...(await client.query<TenantState>(POOL_STATES_SQL)).rows];
 }
 
 export async function readSharedApplied(client: pg.ClientBase): Promise<string[]> {

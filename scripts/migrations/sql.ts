@@ -605,8 +605,19 @@ function tenantRefProblem(ref: ObjectRef, cteNames: Set<string>): string | undef
   return `${what} ${name} is in schema ${quoteIdent(schema)}; tenant migrations name only "${PLACEHOLDER_SCHEMA}" objects (and read "${SHARED_SCHEMA}" ones)`;
 }
 
+/**
+ * The ledger's bookkeeping: a shared migration may read the migration ledger and attach triggers to
+ * it (shared.ledger_counts is kept that way, 0007_tenant_pool); nothing else of `public`.
+ */
+function isLedgerBookkeeping(ref: ObjectRef, kind: string): boolean {
+  const { parts, role, qualified } = ref;
+  if (qualified !== 1 || parts[0] !== "public" || parts[1] !== "schema_migrations") return false;
+  return role === "read" || (role === "alter" && kind === "CreateTrigStmt");
+}
+
 /** Why one shared-track reference is refused, if it is. */
-function sharedRefProblem(ref: ObjectRef): string | undefined {
+function sharedRefProblem(ref: ObjectRef, kind: string): string | undefined {
+  if (isLedgerBookkeeping(ref, kind)) return undefined;
   const { parts, what, role, qualified } = ref;
   if (qualified === 0) {
     if (role === "create") {
@@ -698,7 +709,7 @@ export function parseMigration(text: string, track: Track): ParsedSql {
         }
       } else {
         for (const ref of names.refs) {
-          const problem = sharedRefProblem(ref);
+          const problem = sharedRefProblem(ref, kind);
           if (problem) report(problem);
         }
       }

@@ -40,6 +40,7 @@ import { DEFAULT_MEMORY_TTL_SECONDS, describeStalenessBound } from "./staleness.
 
 /** How long an isolate may keep a tenant it has in memory (never purged; TENANT_MEMORY_TTL_SECONDS). */
 const MEMORY_STALENESS = `${DEFAULT_MEMORY_TTL_SECONDS} s (TENANT_MEMORY_TTL_SECONDS)`;
+import { MAX_POOL_SIZE, fillPool, poolStatus } from "./pool.ts";
 import { AdoptRefusal, adopt, checkAdoptInput, describePlan } from "./adopt.ts";
 import {
   CustomHostnameConfigError,
@@ -58,8 +59,14 @@ const HELP = `Usage: npm run tenants -- <command> [options]
 Commands:
   init [--app-role <name>]                Create the shared schema, catalog and migration ledger (at head),
                                           and the Worker's role with its grants (again on a re-run)
-  create <slug> --name <name> --host <host> [--host <host> ...] [--force]
+  create <slug> --name <name> --host <host> [--host <host> ...] [--force] [--no-pool]
                                           Create a tenant: catalog rows and a new schema tenant_<key> at head
+                                          (a warm-pool slot when one is free, DML only; --no-pool: always new)
+  pool fill --size <n>                    Keep n unclaimed tenant schemas created and migrated to head (the
+                                          warm pool that create and the Worker's POST /signup claim); one
+                                          transaction per slot; never removes slots. See docs/signup.md
+  pool status [--json]                    The pool's size (unclaimed slots), how many were claimed, the head,
+                                          and slots behind it (\`npm run migrate\` migrates them like tenants)
   list [--json]                           List tenants (slug, status, schema, name, hosts)
   show <slug> [--json]                    Show one tenant
   rename <slug> <new-slug>                Change a tenant's slug (a label; its schema and data stay)
@@ -238,6 +245,8 @@ async function main(argv: string[]): Promise<void> {
           custom: { type: "boolean", default: false },
           "zone-id": { type: "string" },
           message: { type: "string" },
+          size: { type: "string" },
+          "no-pool": { type: "boolean", default: false },
           help: { type: "boolean", short: "h", default: false },
         },
       });
@@ -251,7 +260,7 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "delete", "cache", "adopt"];
+  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "delete", "cache", "adopt", "pool"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
   if (values.remote && values["no-purge"]) throw new UsageError("--remote purges the deployed KV and --no-purge skips purging: give one of them");
 
@@ -438,14 +447,17 @@ function planCommand(command: string, rest: string[], values: Record<string, str
           const tenant = await createTenant(
             client,
             loadMigrations(),
-            { slug: slug!, name, hosts, force: flag("force"), onForced: warnForced },
+            { slug: slug!, name, hosts, force: flag("force"), onForced: warnForced, usePool: !flag("no-pool") },
             roles,
           );
-          console.log(flag("json") ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug}.\n${describe(tenant)}`);
+          const how = tenant.fromPool ? "claimed a warm-pool slot" : "created a new schema";
+          console.log(flag("json") ? JSON.stringify(tenant, null, 2) : `Created tenant ${tenant.slug} (${how}).\n${describe(tenant)}`);
           return tenant.hosts.map((h) => h.host);
         },
       };
     }
+    case "pool":
+      return planPool(rest, values);
     case "list": {
       positionals(rest, 0, "list [--json]");
       return {
@@ -637,6 +649,49 @@ function planCommand(command: string, rest: string[], values: Record<string, str
     }
   }
   throw new UsageError(`unknown command "${command}" (see --help)`);
+}
+
+/** `pool fill --size <n>` and `pool status [--json]`. */
+function planPool(rest: string[], values: Record<string, string | boolean | string[] | undefined>): Plan {
+  const [action] = positionals(rest, 1, "pool fill --size <n> | pool status [--json]");
+  if (action === "status") {
+    return {
+      changes: false,
+      async run(client) {
+        const migrations = loadMigrations();
+        const status = await poolStatus(client, migrations);
+        if (values.json) return void console.log(JSON.stringify(status, null, 2));
+        console.log(`pool: ${status.size} unclaimed slot(s) (${status.claimed} claimed so far), head tenant/${status.head ?? "(none)"}`);
+        if (status.behind.length) {
+          console.log(`  ${status.behind.length} slot(s) behind head: run \`npm run migrate\` (${status.behind.slice(0, 5).join(", ")}${status.behind.length > 5 ? ", ..." : ""})`);
+        }
+      },
+    };
+  }
+  if (action !== "fill") throw new UsageError(`unknown pool action "${action}": use pool fill --size <n> or pool status`);
+  const raw = values.size as string | undefined;
+  if (raw === undefined) throw new UsageError("pool fill needs the number of unclaimed slots to keep: --size 100");
+  const size = Number(raw);
+  if (!/^\d+$/.test(raw) || size > MAX_POOL_SIZE) {
+    throw new UsageError(`--size must be a whole number from 0 to ${MAX_POOL_SIZE}, not "${raw}"`);
+  }
+  return {
+    changes: false,
+    async run(client, roles) {
+      const started = performance.now();
+      const tty = process.stderr.isTTY;
+      const result = await fillPool(client, loadMigrations(), size, roles, (done, total) => {
+        if (tty) process.stderr.write(`\rcreating pool slots: ${done}/${total}`);
+      });
+      if (tty && result.created) process.stderr.write("\n");
+      const seconds = ((performance.now() - started) / 1000).toFixed(2);
+      console.log(
+        result.created
+          ? `Pool filled: created ${result.created} slot(s) at head in ${seconds} s; ${result.size} unclaimed now.`
+          : `Pool already has ${result.size} unclaimed slot(s) (asked for ${size}): nothing created.`,
+      );
+    },
+  };
 }
 
 main(process.argv.slice(2)).catch(fail);

@@ -6,16 +6,9 @@ import { hostError, newTenantSchemaName, normalizeHost, quoteIdent, slugError } 
 import { applyAppRole, appRoleMissingError, tenantCreationGrantSql, type AppRoleOptions } from "../db/roles.ts";
 import { CREATE_LOCK_TABLE_SQL, commandTransaction } from "../migrations/lock.ts";
 import { STALENESS_BOUND_SECONDS } from "./staleness.ts";
+import { claimSlotLocked, requireAtHead } from "./pool.ts";
 import { migrationSql, type MigrationSet } from "../migrations/files.ts";
-import {
-  CREATE_LEDGER_SQL,
-  LEDGER_TABLE,
-  behindHead,
-  ledgerExists,
-  readFleetSummary,
-  recordSql,
-  verifyLedger,
-} from "../migrations/ledger.ts";
+import { CREATE_LEDGER_SQL, LEDGER_TABLE, ledgerExists, recordSql } from "../migrations/ledger.ts";
 
 /** A refused tenant command: one line for the user, and nothing changed. */
 export class TenantCommandError extends Error {}
@@ -217,18 +210,21 @@ export interface CreateTenantInput {
   force?: boolean;
   /** Told which hosts were attached despite their quarantine (only with force). */
   onForced?: (hosts: QuarantinedHost[]) => void;
+  /** Claim a warm-pool slot when one is free (default); false always creates a new schema. */
+  usePool?: boolean;
 }
 
 /**
- * Catalog rows, a new schema `tenant_<key>` (a name never assigned before, recorded in the registry),
- * the tenant tables at head and the ledger, atomically. The result carries the schema name.
+ * Catalog rows and a schema at head, atomically: a warm-pool slot claimed with DML only when one is
+ * free (`fromPool`), else a new schema `tenant_<key>` (a name never assigned before, recorded in the
+ * registry) with the tenant tables at head and the ledger. The result carries the schema name.
  */
 export async function createTenant(
   client: pg.Client,
   migrations: MigrationSet,
   input: CreateTenantInput,
   roles: AppRoleOptions = {},
-): Promise<TenantInfo> {
+): Promise<TenantInfo & { fromPool: boolean }> {
   const slugProblem = slugError(input.slug);
   if (slugProblem) throw new TenantCommandError(slugProblem);
   const name = input.name?.trim();
@@ -240,16 +236,10 @@ export async function createTenant(
   const hosts = checkHosts(input.hosts);
 
   await requireInitialized(client);
+  let fromPool = false;
   await lockedTransaction(client, async () => {
-    const summary = await readFleetSummary(client);
-    verifyLedger(summary, migrations);
-    const behind = behindHead(summary, migrations);
-    if (behind.shared.length || behind.tenant.length) {
-      const names = [...behind.shared.map((n) => `shared/${n}`), ...behind.tenant.map((n) => `tenant/${n}`)];
-      throw new TenantCommandError(
-        `the database is not at head (pending: ${names.join(", ")}): run \`npm run migrate\` first, then create the tenant`,
-      );
-    }
+    // O(1) in the fleet's size: counters kept with the ledger (shared migration 0007_tenant_pool).
+    await requireAtHead(client, migrations, "create the tenant");
     const taken = await client.query("SELECT 1 FROM shared.tenants WHERE slug = $1", [input.slug]);
     if (taken.rowCount) throw new TenantCommandError(`tenant ${input.slug} already exists`);
     const owners = await hostOwners(client, hosts);
@@ -261,6 +251,10 @@ export async function createTenant(
     }
     const forced = await claimReleasedHosts(client, hosts, null, input.force ?? false);
     if (forced.length) input.onForced?.(forced);
+    if (input.usePool !== false && (await claimSlotLocked(client, { slug: input.slug, name, hosts }))) {
+      fromPool = true;
+      return;
+    }
     const schema = await unusedSchemaName(client);
     const ddl = [
       await registerTenantSql(client, { slug: input.slug, name, schema, hosts }),
@@ -273,7 +267,7 @@ export async function createTenant(
       throw appRoleMissingError(error, roles) ?? error;
     });
   });
-  return (await showTenant(client, input.slug))!;
+  return { ...(await showTenant(client, input.slug))!, fromPool };
 }
 
 const TENANT_INFO_SQL = `

@@ -51,7 +51,7 @@ describe("the tenant lifecycle through the CLI", () => {
   it("create prints the tenant; the first host is primary; hosts are normalized and deduplicated", async () => {
     const out = await cli("create", "acme", "--name", "Acme Inc.", "--host", "ACME.example.com.", "--host", "www.acme.test", "--host", "acme.example.com");
     expect(out).toMatch(
-      /^Created tenant acme\.\nslug: {4}acme\nname: {4}Acme Inc\.\nschema: {2}tenant_[a-z2-7]{12}\nstatus: {2}active\ntier: {4}standard\nhosts: {3}acme\.example\.com \(primary\), www\.acme\.test\ncreated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\nupdated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/,
+      /^Created tenant acme \(created a new schema\)\.\nslug: {4}acme\nname: {4}Acme Inc\.\nschema: {2}tenant_[a-z2-7]{12}\nstatus: {2}active\ntier: {4}standard\nhosts: {3}acme\.example\.com \(primary\), www\.acme\.test\ncreated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\nupdated: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/,
     );
     schemaOf.set("acme", /^schema: {2}(\S+)$/m.exec(out)![1]!);
     const globex = JSON.parse(await cli("create", "globex", "--name", "Globex", "--host", "globex.example.com", "--json")) as Listed;

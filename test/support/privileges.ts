@@ -40,6 +40,9 @@ export async function rolePrivileges(client: pg.Client, role: string): Promise<s
 export async function expectedAppPrivileges(client: pg.Client): Promise<string[]> {
   const { rows: schemas } = await client.query<{ schema: string }>("SELECT schema_name AS schema FROM shared.tenants");
   const lines = ["schema shared: USAGE", "table shared.tenant_hosts: SELECT", "table shared.tenants: SELECT"];
+  // What sign-up reads to claim a warm-pool slot (its writes are column grants: see signupGrantSql).
+  const { rows: pool } = await client.query<{ pool: boolean }>("SELECT to_regclass('shared.tenant_pool') IS NOT NULL AS pool");
+  if (pool[0]!.pool) lines.push("table shared.released_hosts: SELECT", "table shared.tenant_pool: SELECT", "table shared.tenant_schemas: SELECT");
   for (const { schema } of schemas) {
     lines.push(`schema ${schema}: USAGE`);
     const { rows } = await client.query<{ kind: string; name: string }>(

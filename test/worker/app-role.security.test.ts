@@ -52,7 +52,10 @@ describe("the Worker's database role", () => {
       "SELECT * FROM public.schema_migrations",
       "UPDATE shared.tenants SET status = 'active'",
       "DELETE FROM shared.tenant_hosts",
-      "INSERT INTO shared.tenants (slug, name, schema_name) VALUES ('evil', 'Evil', 'tenant_evil')",
+      // Sign-up inserts a tenant's slug, name and schema only: never its status or tier.
+      "INSERT INTO shared.tenants (slug, name, schema_name, status) VALUES ('evil', 'Evil', 'tenant_evil', 'active')",
+      "UPDATE shared.tenant_schemas SET released_at = NULL",
+      "DELETE FROM shared.tenant_pool",
     ];
     const outcomes: Record<string, string> = {};
     for (const statement of statements) outcomes[statement] = await sqlstate(statement);
@@ -63,7 +66,7 @@ describe("the Worker's database role", () => {
     expect(res.status).toBe(200);
   });
 
-  it("sees no shared table but the two catalog tables the request path reads", async () => {
+  it("sees no shared table but the two catalog tables the request path reads, and those sign-up claims a pool slot with", async () => {
     const rows = await workerSql().query(
       `SELECT c.relname FROM pg_class c
        WHERE c.relnamespace = 'shared'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -71,6 +74,7 @@ describe("the Worker's database role", () => {
               OR has_table_privilege(c.oid, 'UPDATE') OR has_table_privilege(c.oid, 'DELETE'))
        ORDER BY 1`,
     );
-    expect(rows.map((r) => r.relname)).toEqual(["tenant_hosts", "tenants"]);
+    // The catalog tables, and those sign-up claims a warm-pool slot with (released_hosts: read only).
+    expect(rows.map((r) => r.relname)).toEqual(["released_hosts", "tenant_hosts", "tenant_pool", "tenant_schemas", "tenants"]);
   });
 });

@@ -1,6 +1,6 @@
 // Shared tables: the tenant catalog. They live in the `shared` schema of every database.
 import { sql } from "drizzle-orm";
-import { bigint, boolean, check, foreignKey, index, jsonb, pgSchema, text, timestamp, unique, uniqueIndex } from "drizzle-orm/pg-core";
+import { bigint, boolean, check, foreignKey, index, jsonb, pgSchema, primaryKey, text, timestamp, unique, uniqueIndex } from "drizzle-orm/pg-core";
 import { SCHEMA_NAME_PATTERN, SHARED_SCHEMA } from "../../tenancy/naming.ts";
 
 export const shared = pgSchema(SHARED_SCHEMA);
@@ -61,8 +61,11 @@ export const tenantSchemas = shared.table(
   "tenant_schemas",
   {
     schemaName: text("schema_name").primaryKey(),
-    /** The tenant it was assigned to (kept after that tenant is deleted, so no foreign key). */
-    tenantId: bigint("tenant_id", { mode: "number" }).notNull(),
+    /**
+     * The tenant it was assigned to (kept after that tenant is deleted, so no foreign key); null while
+     * the schema is an unclaimed slot of the warm pool (shared.tenant_pool).
+     */
+    tenantId: bigint("tenant_id", { mode: "number" }),
     assignedAt: timestamp("assigned_at", { withTimezone: true }).notNull().defaultNow(),
     /** When the tenant was deleted and its schema dropped; null while it lives. */
     releasedAt: timestamp("released_at", { withTimezone: true }),
@@ -121,4 +124,52 @@ export const tenantHosts = shared.table(
       sql`(${t.customHostnameId} IS NULL) = (${t.customZoneId} IS NULL) AND (${t.customHostnameId} IS NULL) = (${t.customStatus} IS NULL) AND (${t.customHostnameId} IS NULL) = (${t.customCheckedAt} IS NULL)`,
     ),
   ],
+);
+
+/**
+ * The warm pool: tenant schemas created and migrated ahead of time (`tenants pool fill`), each
+ * registered in tenant_schemas with no tenant yet. Claiming a slot (the CLI's `create`, the Worker's
+ * POST /signup) is DML only: set `claimed_at` (and `claim_token`, which the claiming transaction's
+ * later statements check, so they act only on a slot this transaction claimed), insert the tenant and
+ * host rows, and give the registry row its tenant.
+ */
+export const tenantPool = shared.table(
+  "tenant_pool",
+  {
+    schemaName: text("schema_name").primaryKey(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    claimedAt: timestamp("claimed_at", { withTimezone: true }),
+    claimToken: text("claim_token"),
+  },
+  (t) => [
+    check("tenant_pool_schema_name_format", schemaNameFormat),
+    check("tenant_pool_claim_complete", sql`(${t.claimedAt} IS NULL) = (${t.claimToken} IS NULL)`),
+    index("tenant_pool_unclaimed_idx").on(t.createdAt).where(sql`${t.claimedAt} IS NULL`),
+  ],
+);
+
+/**
+ * Per tenant-track migration file and checksum, how many live schemas of the fleet (registry rows not
+ * released: tenants and pool slots) the ledger records it for. Kept by triggers on the ledger and on
+ * the registry in the same transactions that write them (migrations/shared/0007_tenant_pool.sql), so
+ * the fleet's state is read in O(1) whatever the tenant count.
+ */
+export const ledgerCounts = shared.table(
+  "ledger_counts",
+  {
+    migration: text("migration").notNull(),
+    checksum: text("checksum").notNull(),
+    schemas: bigint("schemas", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.migration, t.checksum] })],
+);
+
+/** How many live schemas the fleet has (registry rows not released), kept by the same triggers. One row. */
+export const fleetSize = shared.table(
+  "fleet_size",
+  {
+    id: boolean("id").primaryKey().default(true),
+    schemas: bigint("schemas", { mode: "number" }).notNull(),
+  },
+  (t) => [check("fleet_size_one_row", sql`${t.id}`)],
 );
