@@ -6,6 +6,7 @@ interface __BaseEnv_Env {
 	REQUEST_METRICS: AnalyticsEngineDataset;
 	NEW_HOST_LIMITER: RateLimit;
 	SIGN_IN_LIMITER: RateLimit;
+	SIGNUP_LIMITER: RateLimit;
 	TENANT_LIMITER: RateLimit;
 	TENANT_LIMITER_HIGH: RateLimit;
 	HEALTH_HOST: "health.example.com" | "localhost";
@@ -20,6 +21,7 @@ declare namespace Cloudflare {
 		REQUEST_METRICS: AnalyticsEngineDataset;
 		NEW_HOST_LIMITER: RateLimit;
 		SIGN_IN_LIMITER: RateLimit;
+		SIGNUP_LIMITER: RateLimit;
 		TENANT_LIMITER: RateLimit;
 		TENANT_LIMITER_HIGH: RateLimit;
 		HEALTH_HOST: "health.example.com";

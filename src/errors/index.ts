@@ -9,6 +9,7 @@ export const ERROR_STATUS = {
   validation_error: 400,
   unauthenticated: 401,
   invalid_credentials: 401,
+  sign_in_link_invalid: 401,
   forbidden: 403,
   csrf_failed: 403,
   tenant_not_found: 403,
@@ -17,6 +18,8 @@ export const ERROR_STATUS = {
   user_not_found: 404,
   item_not_found: 404,
   email_taken: 409,
+  slug_taken: 409,
+  host_taken: 409,
   rate_limited: 429,
   tenant_rate_limited: 429,
   misconfigured: 500,
@@ -26,6 +29,7 @@ export const ERROR_STATUS = {
   tenant_schema_outdated: 503,
   tenant_maintenance: 503,
   statement_timeout: 503,
+  signup_unavailable: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -1,11 +1,12 @@
 /** @jsxImportSource hono/jsx */
 // The public apex site (the bare domain, APEX_HOST): a landing page with nothing private on it, and
-// a sign-up page that says how to get a tenant (self-service does not exist yet). Any other path
-// on the apex, and every other host, goes on to the tenant routes.
+// self-service sign-up (GET /sign-up, POST /signup: src/pages/signup.tsx). Any other path on the
+// apex, and every other host, goes on to the tenant routes.
 import { Hono } from "hono";
 import type { AppEnv } from "../env.ts";
 import { normalizeHost } from "../tenancy/naming.ts";
 import { Layout } from "./layout.tsx";
+import { signUp, signUpPage } from "./signup.tsx";
 
 export const apexRoutes = new Hono<AppEnv>()
   .use(async (c, next) => {
@@ -23,16 +24,7 @@ export const apexRoutes = new Hono<AppEnv>()
         </Layout>,
       );
     }
-    if (page === "/sign-up") {
-      return c.html(
-        <Layout title="Sign up · edge-tenants">
-          <h1>Sign up a new organisation</h1>
-          <p>Organisations are not created here yet: ask an operator of this service to create yours.</p>
-          <p>
-            <a href="/">Back</a>
-          </p>
-        </Layout>,
-      );
-    }
+    if (page === "/sign-up") return signUpPage(c, apex);
+    if (c.req.method === "POST" && c.req.path === "/signup") return signUp(c, apex);
     return next();
   });

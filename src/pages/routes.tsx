@@ -14,6 +14,7 @@ import { endSession, signIn, startSession } from "../auth/sign-in.ts";
 import { hashPassword } from "../security/password.ts";
 import { ItemStatusSchema, UserCreateSchema } from "../routes/schemas.ts";
 import { Layout } from "./layout.tsx";
+import { welcome } from "./signup.tsx";
 
 const CSRF_COOKIE = "csrf";
 const STATUSES = ItemStatusSchema.options;
@@ -185,6 +186,8 @@ function itemId(c: Context<AppEnv>): number {
 /** The pages' routes, behind the same tenancy and authentication middleware as the API. */
 export const pageRoutes = new Hono<AppEnv>()
   .get("/", async (c) => c.html(<Home tenant={c.var.tenant.name} token={await formToken(c)} user={sessionUser(c)} />))
+  // The one-time sign-in link that sign-up on the apex sends the new admin to.
+  .get("/welcome", welcome)
   .post("/sign-up", async (c) => {
     const form = await postedForm(c);
     const parsed = UserCreateSchema.safeParse({ email: form.email, password: form.password, fullName: form.fullName || null });

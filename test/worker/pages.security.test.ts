@@ -190,7 +190,7 @@ describe("the sign-in form", () => {
 });
 
 describe("the apex site", () => {
-  it("shows a landing page with a sign-up link that says to ask an operator, instead of 403", async () => {
+  it("shows a landing page with a sign-up link to the sign-up form, instead of 403", async () => {
     const browser = new Browser();
     const home = await browser.fetch("localhost", "/");
     expect(home.status).toBe(200);
@@ -198,7 +198,7 @@ describe("the apex site", () => {
     expect(html).toContain('href="/sign-up"');
     const signUp = await browser.fetch("localhost", "/sign-up");
     expect(signUp.status).toBe(200);
-    expect(await signUp.text()).toContain("ask an operator");
+    expect(await signUp.text()).toContain('<form method="post" action="/signup">');
   });
 });
 
