@@ -17,7 +17,7 @@ import { createTenant, initDatabase, setTenantStatus } from "../scripts/tenants/
 import { fillPool } from "../scripts/tenants/pool.ts";
 
 /** Unclaimed pool slots in the Worker tests' database. */
-const SIGNUP_POOL_SIZE = 4;
+const SIGNUP_POOL_SIZE = 6;
 import { WORKER_TENANTS } from "./fixtures/tenants.ts";
 import { startStatementLog } from "./support/statement-log.ts";
 

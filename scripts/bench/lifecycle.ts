@@ -1,5 +1,5 @@
 // Benchmark (not a test): the tenant lifecycle at fleet scale, on a throwaway embedded PostgreSQL.
-//   npm run bench:lifecycle -- [--tenants 1000] [--batch-size 500] [--no-fsync]
+//   npm run bench:lifecycle -- [--tenants 1000] [--batch-size 500] [--no-fsync] [--pool-only] [--pool-sizes 1000,10000]
 // In one run: creating N tenants with `createTenant` (what `tenants create` runs) and one whole
 // `tenants create` process; a no-op `migrate` process; one ADD COLUMN tenant migration applied by
 // `migrate` atomically and with --batch-size, as whole processes and in-process with the time
@@ -18,10 +18,17 @@ import { readFleetSummary } from "../migrations/ledger.ts";
 import { migrate } from "../migrations/runner.ts";
 import { createTenant, deleteTenant, initDatabase } from "../tenants/operations.ts";
 import { flag } from "./args.ts";
+import { benchPool, benchSignup } from "./lifecycle-pool.ts";
 
 const TENANTS = flag("tenants", 1000);
 const BATCH = flag("batch-size", 500);
 const NO_FSYNC = process.argv.includes("--no-fsync");
+/** Only section 7 (the warm pool and O(1) creation), at these fleet sizes. */
+const POOL_ONLY = process.argv.includes("--pool-only");
+const POOL_SIZES = (process.argv[process.argv.indexOf("--pool-sizes") + 1] && process.argv.includes("--pool-sizes")
+  ? process.argv[process.argv.indexOf("--pool-sizes") + 1]!
+  : "1000,10000"
+).split(",").map(Number);
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MIGRATE_CLI = join(ROOT, "scripts/migrations/cli.ts");
@@ -254,6 +261,17 @@ try {
   for (let i = 0; i < 3; i++) emptyNode.push(expectSuccess("node -e ''", await run(process.execPath, ["-e", ""], {}, cliCwd)).ms);
   say(`an empty \`node -e ''\` process: ${ms(median(emptyNode))} (median of 3), for scale`);
 
+  const poolSection = async () => {
+    const poolMigrations = loadMigrations(migrationsDir);
+    await benchPool({ url, migrations: poolMigrations, env, cwd: cliCwd, tenantsCli: TENANTS_CLI, sizes: POOL_SIZES, say, progress });
+    await benchSignup({ url, migrations: poolMigrations, say, progress, count: flag("signups", 30) });
+  };
+  // eslint-disable-next-line no-labels
+  sections: {
+  if (POOL_ONLY) {
+    await poolSection();
+    break sections;
+  }
   // --- 1. Tenant creation ---------------------------------------------------------------------
   let migrations: MigrationSet = loadMigrations(migrationsDir);
   await initDatabase(client, migrations);
@@ -532,6 +550,8 @@ try {
   say(`   ${verdict(lastP50 <= 20)} creation p50 over the last ${int(tenth)} (fleet of ${int(TENANTS - tenth)} to ${int(TENANTS)}) ${ms(lastP50)}  (same target, as the fleet grows)`);
   say(`   ${verdict(rate >= 50)} creation rate ${rate.toFixed(1)} tenants/s  (target 1,000 in ≤ 20 s, i.e. ≥ 50/s; ${int(TENANTS)} took ${sec(creationMs)})`);
   say(`   batch run: ${batchLib.transactions} transaction(s), no lock exhaustion (CLI exit ${batchCli.code})`);
+  await poolSection();
+  } // sections
 } finally {
   await client?.end().catch(() => {});
   await database?.stop().catch(() => {});

@@ -77,7 +77,7 @@ function SignUpPage(props: { apex: string; token: string; message?: string; valu
       ) : null}
       <form method="post" action="/signup">
         <input type="hidden" name="csrf" value={props.token} />
-        <label for="su-slug">Address: the part before .{props.apex} (lowercase letters, digits, underscores)</label>
+        <label for="su-slug">Short name, for your address &lt;name&gt;.{props.apex} (lowercase letters, digits, underscores; an underscore becomes a hyphen in the address)</label>
         <input id="su-slug" name="slug" type="text" required pattern="[a-z][a-z0-9_]{0,55}" maxlength={56} value={v.slug ?? ""} />
         <label for="su-name">Organisation name</label>
         <input id="su-name" name="name" type="text" required maxlength={200} value={v.name ?? ""} />
@@ -183,9 +183,11 @@ export async function signUp(c: Context<AppEnv>, apex: string): Promise<Response
   if (name.length > 200) problems.push("the organisation's name is longer than 200 characters");
   const admin = UserCreateSchema.safeParse({ email: form.email, password: form.password, fullName: form.fullName?.trim() || null });
   if (!admin.success) problems.push(...admin.error.issues.map((i) => `${i.path.join(".") || "form"}: ${i.message}`));
-  const host = normalizeHost(`${slug}.${apex}`) ?? "";
+  // Slugs may hold underscores, DNS names may not: the host's label has hyphens instead (one-to-one,
+  // as slugs have no hyphens).
+  const host = normalizeHost(`${slug.replace(/_/g, "-")}.${apex}`) ?? "";
   if (!slugProblem) {
-    const hostProblem = hostError(`${slug}.${apex}`);
+    const hostProblem = hostError(`${slug.replace(/_/g, "-")}.${apex}`);
     if (hostProblem) problems.push(hostProblem);
   }
   if (problems.length || !admin.success) {

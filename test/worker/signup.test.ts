@@ -148,6 +148,14 @@ describe("POST /signup on the apex", () => {
     expect((await new Browser().fetch(link.toString(), { json: true })).status).toBe(401);
   });
 
+  it("a slug with an underscore gets a hyphen in its host", async () => {
+    const slug = `${unique()}_co`;
+    const res = await new Browser().signUp({ ...form(slug), email: `admin@${slug.replace(/_/g, "-")}.example` });
+    expect(res.status, await res.clone().text()).toBe(303);
+    expect(new URL(res.headers.get("Location")!).host).toBe(`${slug.replace(/_/g, "-")}.${APEX}`);
+    expect((await tenantRow(slug))!.hosts).toEqual([{ host: `${slug.replace(/_/g, "-")}.${APEX}`, primary: true }]);
+  });
+
   it("a slug or host already taken answers 409 and claims nothing", async () => {
     const before = await unclaimed();
     const taken = await new Browser().signUp(form(first.slug), { json: true });
