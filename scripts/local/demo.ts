@@ -8,6 +8,10 @@ import { loadMigrations } from "../migrations/files.ts";
 import { migrate } from "../migrations/runner.ts";
 import { purgeLocal } from "../tenants/cache-purge.ts";
 import { createTenant, initDatabase, showTenant } from "../tenants/operations.ts";
+import { fillPool } from "../tenants/pool.ts";
+
+/** Unclaimed warm-pool slots `npm run dev` keeps, for sign-up on the apex. */
+const DEMO_POOL_SIZE = 3;
 
 /** Every demo user's password (local demo data only); the first user of each tenant is its admin. */
 export const DEMO_PASSWORD = "demo-password";
@@ -61,6 +65,9 @@ export async function prepareDemoDatabase(url: string, log: (line: string) => vo
       }
       urls.push(`http://${demo.host}`);
     }
+    // A few warm-pool slots, so that sign-up on http://localhost works (docs/signup.md).
+    const pool = await fillPool(client, migrations, DEMO_POOL_SIZE);
+    if (pool.created) log(`warm pool: ${pool.created} slot(s) created, ${pool.size} unclaimed (sign up at http://localhost/sign-up)`);
     return urls;
   } finally {
     await client.end();
