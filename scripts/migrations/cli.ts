@@ -13,7 +13,8 @@ const HELP = `Usage: npm run migrate -- [status] [options]
 
 Applies pending migrations: the shared track once, then the tenant track to every tenant schema,
 under an advisory lock. By default everything is ONE transaction: any error leaves every schema and
-the ledger as they were.
+the ledger as they were. Unclaimed warm-pool schemas (\`npm run tenants -- pool fill\`) are migrated
+like tenants, after them, listed as "(pool) tenant_<key>".
 
   status              Per track: the head, how many tenants are at which version, which are behind
   --dry-run           Print the plan; apply nothing
