@@ -4,7 +4,7 @@
 // runtime (exports.default), as browsers (and an attacker with a browser) would send them.
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { env, exports } from "cloudflare:workers";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { newClientIp, ownerSql } from "./helpers.ts";
 
 /** The Worker's own connection: the app role. */
@@ -248,8 +248,14 @@ describe("POST /signup on the apex", () => {
     expect(await tenantRow(lost)).toBeUndefined();
     expect(await ownerSql().query(`SELECT email FROM "${slots[0]}".users`)).toEqual([{ email: `admin@${winner}.example` }]);
 
+    const warned = vi.spyOn(console, "warn");
     const empty = await new Browser().signUp(form(unique()), { json: true });
     expect(empty.status).toBe(503);
-    expect(((await empty.json()) as { error: { code: string } }).error.code).toBe("signup_unavailable");
+    const requestId = ((await empty.json()) as { error: { code: string; requestId: string } }).error;
+    expect(requestId.code).toBe("signup_unavailable");
+    // Logged, so an operator sees the pool ran dry.
+    const lines = warned.mock.calls.map((args) => JSON.parse(String(args[0])) as { event?: string; requestId?: string; reason?: string });
+    expect(lines).toContainEqual({ event: "signup_unavailable", requestId: requestId.requestId, reason: "pool_empty" });
+    warned.mockRestore();
   });
 });
