@@ -16,7 +16,8 @@ import { startEmbeddedPostgres, type LocalDatabase } from "../local/postgres.ts"
 import { loadMigrations, type MigrationSet } from "../migrations/files.ts";
 import { readFleetSummary } from "../migrations/ledger.ts";
 import { migrate } from "../migrations/runner.ts";
-import { createTenant, deleteTenant, initDatabase } from "../tenants/operations.ts";
+import { createTenant, initDatabase } from "../tenants/operations.ts";
+import { dropTenantNow } from "../tenants/retention.ts";
 import { flag } from "./args.ts";
 import { benchPool, benchSignup } from "./lifecycle-pool.ts";
 
@@ -331,7 +332,7 @@ try {
     await run(process.execPath, [TENANTS_CLI, "create", "zz_cli", "--name", "CLI tenant", "--host", "zz-cli.bench.example.com", "--no-purge"], env, cliCwd),
   );
   say(`   one whole \`node scripts/tenants/cli.ts create … --no-purge\` process at ${int(TENANTS)} tenants: ${ms(cliCreate.ms)}`);
-  await deleteTenant(client, "zz_cli");
+  await dropTenantNow(client, "zz_cli");
 
   // --- 2. No-op migrate -------------------------------------------------------------------------
   const noop: ProcessRun[] = [];

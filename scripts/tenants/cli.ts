@@ -21,7 +21,6 @@ import {
 import {
   addHost,
   createTenant,
-  deleteTenant,
   endMaintenance,
   initDatabase,
   listTenants,
@@ -41,6 +40,7 @@ import { DEFAULT_MEMORY_TTL_SECONDS, describeStalenessBound } from "./staleness.
 /** How long an isolate may keep a tenant it has in memory (never purged; TENANT_MEMORY_TTL_SECONDS). */
 const MEMORY_STALENESS = `${DEFAULT_MEMORY_TTL_SECONDS} s (TENANT_MEMORY_TTL_SECONDS)`;
 import { MAX_POOL_SIZE, fillPool, poolStatus } from "./pool.ts";
+import { planRetentionCommand, RETENTION_COMMANDS, RETENTION_HELP, RETENTION_OPTIONS } from "./retention-cli.ts";
 import { AdoptRefusal, adopt, checkAdoptInput, describePlan } from "./adopt.ts";
 import {
   CustomHostnameConfigError,
@@ -89,7 +89,7 @@ Commands:
   maintenance <slug> off                  End it
   tier <slug> standard|high               Set the tenant's request-rate tier (the Worker's TENANT_LIMITER
                                           binding for standard, TENANT_LIMITER_HIGH for high)
-  delete <slug> --yes                     Drop the tenant's schema and catalog rows (irreversible)
+${RETENTION_HELP}
   cache purge <host> [<host> ...]         Remove hosts' cached answers from Workers KV
   adopt <slug> --name <name> --host <host> [--host <host> ...] [--shared <table>,...] [--dry-run] [--json]
                                           Turn a single-tenant database (the app's tables in public, no catalog
@@ -101,7 +101,8 @@ Commands:
                                           of the tenant track exactly. --dry-run prints the plan and the match
                                           and changes nothing. See docs/adopting.md
 
-Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, maintenance, tier, delete) purge the
+Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, maintenance, tier, delete,
+restore-deleted, purge-deleted) purge the
 affected hosts from the Workers KV tenant cache, in one step per command:
   (default)        the local namespace \`wrangler dev\` uses (.wrangler/state; --persist-to <dir>)
   --remote         the deployed namespace, through Cloudflare's API: needs CLOUDFLARE_API_TOKEN, and
@@ -132,25 +133,28 @@ function describe(t: TenantInfo): string {
     `slug:    ${t.slug}`,
     `name:    ${t.name}`,
     `schema:  ${t.schema}`,
-    `status:  ${t.status}`,
+    `status:  ${t.deleted ? `deleted (suspended; purged after ${t.deleted.purgeAfter})` : t.status}`,
     `tier:    ${t.rateLimitTier}`,
     ...(t.maintenance ? [`maintenance: since ${t.maintenance.since}: ${t.maintenance.message}`] : []),
     `hosts:   ${hosts || "(none)"}`,
     `created: ${t.createdAt}`,
     `updated: ${t.updatedAt}`,
+    ...(t.deleted ? [`deleted: ${t.deleted.deletedAt}`, `purge:   after ${t.deleted.purgeAfter} (undo before then: restore-deleted ${t.slug})`] : []),
   ].join("\n");
 }
 
 function table(tenants: TenantInfo[]): string {
   if (tenants.length === 0) return "No tenants yet: create one with `npm run tenants -- create <slug> --name <name> --host <host>`.";
+  const anyDeleted = tenants.some((t) => t.deleted);
   const rows = tenants.map((t) => [
     t.slug,
-    t.maintenance ? `${t.status}, maintenance` : t.status,
+    t.deleted ? "deleted" : t.maintenance ? `${t.status}, maintenance` : t.status,
     t.schema,
     t.name,
     t.hosts.map((h) => h.host).join(", "),
+    ...(anyDeleted ? [t.deleted ? t.deleted.purgeAfter : ""] : []),
   ]);
-  const head = ["SLUG", "STATUS", "SCHEMA", "NAME", "HOSTS"];
+  const head = ["SLUG", "STATUS", "SCHEMA", "NAME", "HOSTS", ...(anyDeleted ? ["PURGE AFTER"] : [])];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
@@ -164,12 +168,12 @@ function warnForced(hosts: QuarantinedHost[]): void {
   }
 }
 
-function positionals(args: string[], count: number, usage: string): string[] {
+export function positionals(args: string[], count: number, usage: string): string[] {
   if (args.length !== count) throw new UsageError(`usage: npm run tenants -- ${usage}`);
   return args;
 }
 
-function requireSlug(slug: string): string {
+export function requireSlug(slug: string): string {
   const problem = slugError(slug);
   if (problem) throw new TenantCommandError(problem);
   return slug;
@@ -207,19 +211,19 @@ function databaseHost(url: string): string {
 }
 
 /** What a command does once its arguments are known to be good. */
-interface Roles {
+export interface Roles {
   appRole: string;
   appStatementTimeoutMs: number;
 }
 
-interface Plan {
+export interface Plan {
   /** Runs against the database; returns the hosts whose cached answers are now stale. */
   run(client: pg.Client, roles: Roles): Promise<string[] | void>;
   /** It changes tenants (so it purges). */
   changes: boolean;
 }
 
-const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "delete"]);
+const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "maintenance", "tier", ...RETENTION_COMMANDS]);
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals: args } = (() => {
@@ -248,6 +252,7 @@ async function main(argv: string[]): Promise<void> {
           size: { type: "string" },
           "no-pool": { type: "boolean", default: false },
           help: { type: "boolean", short: "h", default: false },
+          ...RETENTION_OPTIONS,
         },
       });
     } catch (error) {
@@ -260,7 +265,7 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "delete", "cache", "adopt", "pool"];
+  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "cache", "adopt", "pool", ...RETENTION_COMMANDS];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
   if (values.remote && values["no-purge"]) throw new UsageError("--remote purges the deployed KV and --no-purge skips purging: give one of them");
 
@@ -352,6 +357,7 @@ function planCommand(command: string, rest: string[], values: Record<string, str
       throw error;
     }
   };
+  if ((RETENTION_COMMANDS as readonly string[]).includes(command)) return planRetentionCommand(command, rest, values, changes);
   switch (command) {
     case "init": {
       positionals(rest, 0, "init");
@@ -629,21 +635,6 @@ function planCommand(command: string, rest: string[], values: Record<string, str
           const stale = await setRateLimitTier(client, slug!, tier!);
           console.log(`Tenant ${slug} is now on the ${tier} request-rate tier.`);
           return stale;
-        },
-      };
-    }
-    case "delete": {
-      const [slug] = positionals(rest, 1, "delete <slug> --yes");
-      requireSlug(slug!);
-      if (!flag("yes")) {
-        throw new TenantCommandError(`deleting tenant ${slug} drops its schema and all its data: run again with --yes to confirm`);
-      }
-      return {
-        changes,
-        async run(client) {
-          const { schema, hosts } = await deleteTenant(client, slug!);
-          console.log(`Deleted tenant ${slug} and schema ${schema}.`);
-          return hosts;
         },
       };
     }

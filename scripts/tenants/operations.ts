@@ -13,6 +13,7 @@ import { CREATE_LEDGER_SQL, LEDGER_TABLE, ledgerExists, recordSql } from "../mig
 /** A refused tenant command: one line for the user, and nothing changed. */
 export class TenantCommandError extends Error {}
 import { RATE_LIMIT_TIERS } from "../../src/db/schema/shared.ts";
+import { refuseIfDeleted } from "./retention.ts";
 
 export type RateLimitTier = (typeof RATE_LIMIT_TIERS)[number];
 
@@ -29,6 +30,8 @@ export interface TenantInfo {
   hosts: Array<{ host: string; primary: boolean }>;
   createdAt: string;
   updatedAt: string;
+  /** Set while the tenant is deleted and retained (`delete`): when, and from when on `purge-deleted` drops it. */
+  deleted: { deletedAt: string; purgeAfter: string } | null;
 }
 
 const LOCK_TIMEOUT_MS = 10_000;
@@ -155,7 +158,7 @@ async function claimReleasedHosts(client: pg.Client, hosts: string[], tenantId: 
 }
 
 /** Records that `hosts` were taken from tenant `tenantId` now. */
-async function releaseHosts(client: pg.Client, hosts: string[], tenantId: number): Promise<void> {
+export async function releaseHosts(client: pg.Client, hosts: string[], tenantId: number): Promise<void> {
   if (hosts.length === 0) return;
   await client.query(
     `INSERT INTO shared.released_hosts (host, tenant_id, released_at)
@@ -240,7 +243,17 @@ export async function createTenant(
   await lockedTransaction(client, async () => {
     // O(1) in the fleet's size: counters kept with the ledger (shared migration 0007_tenant_pool).
     await requireAtHead(client, migrations, "create the tenant");
-    const taken = await client.query("SELECT 1 FROM shared.tenants WHERE slug = $1", [input.slug]);
+    const taken = await client.query<{ purgeAfter: string | null }>(
+      `SELECT to_char(d.purge_after AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "purgeAfter"
+       FROM shared.tenants t LEFT JOIN shared.deleted_tenants d ON d.tenant_id = t.id WHERE t.slug = $1`,
+      [input.slug],
+    );
+    if (taken.rows[0]?.purgeAfter) {
+      throw new TenantCommandError(
+        `tenant ${input.slug} was deleted and is kept until ${taken.rows[0].purgeAfter}: restore it with ` +
+          `\`npm run tenants -- restore-deleted ${input.slug}\`, or drop it now with \`npm run tenants -- delete ${input.slug} --now --yes\``,
+      );
+    }
     if (taken.rowCount) throw new TenantCommandError(`tenant ${input.slug} already exists`);
     const owners = await hostOwners(client, hosts);
     if (owners.length) {
@@ -279,6 +292,10 @@ SELECT t.id::int AS id, t.slug, t.name, t.schema_name AS schema, t.status::text 
        END AS maintenance,
        to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "createdAt",
        to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "updatedAt",
+       (SELECT json_build_object(
+                 'deletedAt', to_char(d.deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                 'purgeAfter', to_char(d.purge_after AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+        FROM shared.deleted_tenants d WHERE d.tenant_id = t.id) AS deleted,
        coalesce((SELECT json_agg(json_build_object('host', h.host, 'primary', h.is_primary)
                                  ORDER BY h.is_primary DESC, h.host)
                  FROM shared.tenant_hosts h WHERE h.tenant_id = t.id), '[]') AS hosts
@@ -294,18 +311,25 @@ export async function showTenant(client: pg.Client, slug: string): Promise<Tenan
   return (await client.query<TenantInfo>(`${TENANT_INFO_SQL} WHERE t.slug = $1`, [slug])).rows[0];
 }
 
-async function requireTenant(client: pg.Client, slug: string): Promise<{ id: number; schema: string; hosts: string[] }> {
+async function requireTenant(
+  client: pg.Client,
+  slug: string,
+  options: { deleted?: "refuse" | "allow" } = {},
+): Promise<{ id: number; schema: string; hosts: string[]; deleted: boolean }> {
   const problem = slugError(slug);
   if (problem) throw new TenantCommandError(problem);
   await requireInitialized(client);
-  const { rows } = await client.query<{ id: number; schema: string; hosts: string[] }>(
+  const { rows } = await client.query<{ id: number; schema: string; hosts: string[]; deleted: boolean }>(
     `SELECT t.id::int AS id, t.schema_name AS schema,
-            coalesce(array_agg(h.host ORDER BY h.host) FILTER (WHERE h.host IS NOT NULL), '{}') AS hosts
+            coalesce(array_agg(h.host ORDER BY h.host) FILTER (WHERE h.host IS NOT NULL), '{}') AS hosts,
+            EXISTS (SELECT 1 FROM shared.deleted_tenants d WHERE d.tenant_id = t.id) AS deleted
      FROM shared.tenants t LEFT JOIN shared.tenant_hosts h ON h.tenant_id = t.id
      WHERE t.slug = $1 GROUP BY t.id`,
     [slug],
   );
   if (!rows[0]) throw new TenantCommandError(`no tenant ${slug}: see \`npm run tenants -- list\``);
+  // A deleted tenant stays as it was until restored or purged (restore-deleted puts its status back).
+  if (rows[0].deleted && options.deleted !== "allow") await refuseIfDeleted(client, rows[0].id, slug);
   return rows[0];
 }
 
@@ -352,9 +376,10 @@ export async function addHostLocked(
 export async function removeHost(client: pg.Client, slug: string, host: string): Promise<string[]> {
   const normalized = normalizeHost(host) ?? host;
   return lockedTransaction(client, async () => {
-    const tenant = await requireTenant(client, slug);
+    // Allowed on a deleted tenant, even its last host: that is how a host is freed during the retention.
+    const tenant = await requireTenant(client, slug, { deleted: "allow" });
     if (!tenant.hosts.includes(normalized)) throw new TenantCommandError(`tenant ${slug} has no host ${normalized}`);
-    if (tenant.hosts.length === 1) {
+    if (tenant.hosts.length === 1 && !tenant.deleted) {
       throw new TenantCommandError(
         `${normalized} is the only host of tenant ${slug}: add another host first, or delete the tenant`,
       );
@@ -451,23 +476,6 @@ export async function setRateLimitTier(client: pg.Client, slug: string, tier: st
     );
     if (!rowCount) throw new TenantCommandError(`tenant ${slug} is already on the ${tier} tier`);
     return tenant.hosts;
-  });
-}
-
-/**
- * Drops the tenant's schema and its catalog and ledger rows, atomically (the schema's name stays in
- * the registry); returns the schema name and the hosts it had.
- */
-export async function deleteTenant(client: pg.Client, slug: string): Promise<{ schema: string; hosts: string[] }> {
-  return lockedTransaction(client, async () => {
-    const tenant = await requireTenant(client, slug);
-    await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(tenant.schema)} CASCADE`);
-    await client.query(`DELETE FROM ${LEDGER_TABLE} WHERE schema_name = $1`, [tenant.schema]);
-    await releaseHosts(client, tenant.hosts, tenant.id);
-    await client.query("DELETE FROM shared.tenants WHERE id = $1", [tenant.id]);
-    // The registry keeps the name, so it is never assigned again.
-    await client.query("UPDATE shared.tenant_schemas SET released_at = now() WHERE schema_name = $1", [tenant.schema]);
-    return { schema: tenant.schema, hosts: tenant.hosts };
   });
 }
 

@@ -97,7 +97,7 @@ it("a database upgraded from the oldest migrations matches a freshly initialized
   expect(again.stdout).toMatch(/^Nothing to migrate: shared and 2 tenant\(s\) at head\./);
 
   // The upgraded database assigns keys to new tenants, and never a legacy name again.
-  await ok(tenantsCli({ databaseUrl: urlA }, "delete", "acme", "--yes"));
+  await ok(tenantsCli({ databaseUrl: urlA }, "delete", "acme", "--now", "--yes"));
   const reborn = JSON.parse((await ok(tenantsCli({ databaseUrl: urlA }, "create", "acme", "--name", "acme", "--host", "acme2.example.com", "--json"))).stdout);
   expect(reborn.schema).toMatch(/^tenant_[a-z2-7]{12}$/);
   expect((await clientA.query("SELECT schema_name, released_at IS NOT NULL AS released FROM shared.tenant_schemas WHERE schema_name = 'tenant_acme'")).rows).toEqual([

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { tenantSchemaCatalog } from "../../scripts/db/catalog.ts";
-import { createTenant, deleteTenant } from "../../scripts/tenants/operations.ts";
+import { createTenant } from "../../scripts/tenants/operations.ts";
+import { dropTenantNow } from "../../scripts/tenants/retention.ts";
 import { fillPool } from "../../scripts/tenants/pool.ts";
 import { migrate } from "../../scripts/migrations/runner.ts";
 import { ledger } from "../support/catalog.ts";
@@ -180,7 +181,7 @@ describe("O(1) creation: the fleet counters", () => {
       await initWithTenants(client, ["alpha", "beta", "gamma"]);
       await fillPool(client, migrations, 2);
       await createTenant(client, migrations, { slug: "delta", name: "Delta", hosts: ["delta.example.com"] });
-      await deleteTenant(client, "beta");
+      await dropTenantNow(client, "beta"); // delete --now --yes
       const dir = fixtureMigrations();
       addMigration(dir, "tenant", "priority", ['ALTER TABLE "tenant"."items" ADD COLUMN "priority" integer;']);
       await migrate(client, { migrations: migrationSet(dir), batchSize: 2 });

@@ -25,7 +25,10 @@ describe.concurrent("any command before init", () => {
     ["hosts", "remove", "acme", "acme.example.com"],
     ["suspend", "acme"],
     ["resume", "acme"],
-    ["delete", "acme", "--yes"],
+    ["delete", "acme"],
+    ["delete", "acme", "--now", "--yes"],
+    ["restore-deleted", "acme"],
+    ["purge-deleted"],
   ];
   it.each(commands)("%s ... exits 1 saying so, and creates nothing", async (...args) => {
     const databaseUrl = await freshDatabase("tcli_uninit");
@@ -105,13 +108,14 @@ describe("on an initialized database with tenants acme and globex", () => {
     [["resume", "nope"], "nope"],
     [["hosts", "add", "nope", "nope.example.com"], "nope"],
     [["hosts", "remove", "nope", "acme.example.com"], "nope"],
-    [["delete", "ghost", "--yes"], "ghost"],
+    [["delete", "ghost", "--now", "--yes"], "ghost"],
+    [["restore-deleted", "ghost"], "ghost"],
   ] as Array<[string[], string]>)("an unknown tenant: %j", async (args, slug) => {
     await refused(args, `no tenant ${slug}: see \`npm run tenants -- list\``);
   });
 
-  it("delete without --yes drops nothing", async () => {
-    await refused(["delete", "acme"], "deleting tenant acme drops its schema and all its data: run again with --yes to confirm");
+  it("delete --now without --yes drops nothing", async () => {
+    await refused(["delete", "acme", "--now"], "delete --now drops tenant acme's schema and all its data at once, with no way back: run again with --yes to confirm (or without --now to keep it restorable for the retention period)");
     const { rowCount } = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = (SELECT schema_name FROM shared.tenants WHERE slug = 'acme')");
     expect(rowCount).toBe(1);
   });

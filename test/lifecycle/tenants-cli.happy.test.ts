@@ -147,11 +147,11 @@ describe("the tenant lifecycle through the CLI", () => {
     expect((await showJson("acme")).rateLimitTier).toBe("standard");
   }, 120_000);
 
-  it("delete --yes drops the schema, the catalog and host rows and the ledger rows; the slug is free again, the schema name is not", async () => {
+  it("delete --now --yes drops the schema, the catalog and host rows and the ledger rows; the slug is free again, the schema name is not", async () => {
     const [acme, globex] = [schemaOf.get("acme")!, schemaOf.get("globex")!];
     const { rows: [{ id }] } = await client.query("SELECT id::int AS id FROM shared.tenants WHERE slug = 'globex'");
     await client.query(`CREATE TABLE "${globex}".extra (id int)`); // data of any shape goes with it
-    expect(await cli("delete", "globex", "--yes")).toBe(`Deleted tenant globex and schema ${globex}.\n`);
+    expect(await cli("delete", "globex", "--now", "--yes")).toBe(`Deleted tenant globex now and dropped schema ${globex}.\n`);
     expect(await userSchemas(client)).toEqual(["public", "shared", acme]);
     expect((await client.query("SELECT 1 FROM shared.tenants WHERE slug = 'globex'")).rowCount).toBe(0);
     expect((await client.query("SELECT 1 FROM shared.tenant_hosts WHERE tenant_id = $1", [id])).rowCount).toBe(0);
@@ -175,6 +175,6 @@ describe("the tenant lifecycle through the CLI", () => {
     expect(t.schema).toMatch(SCHEMA);
     const { rows } = await client.query("SELECT nspname FROM pg_namespace WHERE nspname = $1", [t.schema]);
     expect(rows).toEqual([{ nspname: t.schema }]);
-    expect(await cli("delete", slug, "--yes")).toBe(`Deleted tenant ${slug} and schema ${t.schema}.\n`);
+    expect(await cli("delete", slug, "--now", "--yes")).toBe(`Deleted tenant ${slug} now and dropped schema ${t.schema}.\n`);
   });
 });

@@ -104,7 +104,10 @@ describe.concurrent("bad usage exits 2", () => {
     ["init with an argument", ["init", "now"], "usage: npm run tenants -- init"],
     ["list with an argument", ["list", "all"], "usage: npm run tenants -- list [--json]"],
     ["suspend without a slug", ["suspend"], "usage: npm run tenants -- suspend <slug>"],
-    ["delete without a slug", ["delete", "--yes"], "usage: npm run tenants -- delete <slug> --yes"],
+    ["delete without a slug", ["delete", "--yes"], "usage: npm run tenants -- delete <slug> [--retain <duration>] [--now --yes]"],
+    ["restore-deleted without a slug", ["restore-deleted"], "usage: npm run tenants -- restore-deleted <slug>"],
+    ["purge-deleted with an argument", ["purge-deleted", "acme"], "usage: npm run tenants -- purge-deleted [--json]"],
+    ["delete with --now and --retain", ["delete", "acme", "--now", "--yes", "--retain", "1d"], "--now drops the tenant at once and --retain keeps it: give one of them"],
     ["hosts without a host", ["hosts", "add", "acme"], "usage: npm run tenants -- hosts add|remove <slug> <host>"],
     ["an unknown hosts action", ["hosts", "move", "acme", "x.example.com"], 'unknown hosts action "move": use hosts add, hosts remove or hosts status'],
     ["cache without purge", ["cache", "flush"], "usage: npm run tenants -- cache purge <host> [<host> ...]"],
@@ -125,7 +128,9 @@ describe.concurrent("bad usage exits 2", () => {
     expect(none.stdout).toContain("Usage: npm run tenants -- <command> [options]");
     const help = await tenantsCli({ databaseUrl }, "--help");
     expect(help.code, show(help)).toBe(0);
-    expect(help.stdout).toContain("delete <slug> --yes");
+    expect(help.stdout).toContain("delete <slug> --now --yes");
+    expect(help.stdout).toContain("restore-deleted <slug>");
+    expect(help.stdout).toContain("purge-deleted [--json]");
     expect(await databaseState(client)).toEqual(before);
   });
 });
@@ -153,7 +158,11 @@ describe.concurrent("arguments are checked before connecting: the same answers w
     [["suspend"], 2, "usage: npm run tenants -- suspend <slug>"],
     [["suspend", "Acme"], 1, slugMessage("Acme")],
     [["rename", "acme", "Not-A-Slug"], 1, slugMessage("Not-A-Slug")],
-    [["delete", "acme"], 1, "deleting tenant acme drops its schema and all its data: run again with --yes to confirm"],
+    [["delete", "acme", "--now"], 1, "delete --now drops tenant acme's schema and all its data at once, with no way back: run again with --yes to confirm (or without --now to keep it restorable for the retention period)"],
+    [["delete", "acme", "--retain", "7 days"], 1, '--retain "7 days" is not a duration: write a whole number and a unit, s, m, h or d (e.g. 7d, 12h, 30m, 0s)'],
+    [["delete", "acme", "--retain", "-1d"], 1, '--retain "-1d" is not a duration: write a whole number and a unit, s, m, h or d (e.g. 7d, 12h, 30m, 0s)'],
+    [["delete", "acme", "--retain", "4000d"], 1, '--retain "4000d" is longer than 3650d (ten years): choose a shorter retention'],
+    [["restore-deleted", "Acme"], 1, slugMessage("Acme")],
     [["show"], 2, "usage: npm run tenants -- show <slug> [--json]"],
     [["init", "now"], 2, "usage: npm run tenants -- init"],
     [["frob"], 2, 'unknown command "frob" (see --help)'],

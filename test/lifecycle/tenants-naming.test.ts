@@ -36,7 +36,7 @@ describe("schema names are never reused", () => {
     const first = JSON.parse(await ok("create", "acme", "--name", "Acme", "--host", "acme.example.com", "--json"));
     expect(first.schema).toMatch(KEYED);
     await client.query(`INSERT INTO "${first.schema}".users (email, hashed_password) VALUES ('old@acme.test', 'x')`);
-    await ok("delete", "acme", "--yes");
+    await ok("delete", "acme", "--now", "--yes");
 
     const second = JSON.parse(await ok("create", "acme", "--name", "Another Acme", "--host", "acme-new.example.com", "--json"));
     expect(second.schema).toMatch(KEYED);
@@ -141,7 +141,7 @@ describe("a host taken from a tenant waits out the staleness bound before anothe
 
   it("a deleted tenant's hosts are held too; --force attaches anyway and says what it risks", async () => {
     await ok("create", "stark", "--name", "Stark", "--host", "stark.example.com");
-    await ok("delete", "stark", "--yes");
+    await ok("delete", "stark", "--now", "--yes");
     const refused = await run("create", "wayne", "--name", "Wayne", "--host", "stark.example.com");
     expect(refused.code, show(refused)).toBe(1);
     expect(QUARANTINE.exec(refused.stderr)?.[2]).toBe("a deleted tenant");

@@ -173,3 +173,28 @@ export const fleetSize = shared.table(
   },
   (t) => [check("fleet_size_one_row", sql`${t.id}`)],
 );
+
+/**
+ * Tenants deleted with a retention period (`tenants delete`): the tenant stays in the catalog,
+ * suspended (its hosts answer 403 tenant_suspended), with its schema and data, until `purge_after`;
+ * `tenants restore-deleted` removes the row and puts the status back; `tenants purge-deleted` drops
+ * the tenant once `purge_after` has passed. Not readable by the app role (the Worker only sees the
+ * tenant's status).
+ */
+export const deletedTenants = shared.table(
+  "deleted_tenants",
+  {
+    tenantId: bigint("tenant_id", { mode: "number" })
+      .primaryKey()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    deletedAt: timestamp("deleted_at", { withTimezone: true }).notNull().defaultNow(),
+    /** From then on `purge-deleted` drops the tenant. */
+    purgeAfter: timestamp("purge_after", { withTimezone: true }).notNull(),
+    /** The status to restore (a tenant suspended before it was deleted comes back suspended). */
+    statusBefore: tenantStatus("status_before").notNull(),
+  },
+  (t) => [
+    index("deleted_tenants_purge_after_idx").on(t.purgeAfter),
+    check("deleted_tenants_purge_after_deleted_at", sql`${t.purgeAfter} >= ${t.deletedAt}`),
+  ],
+);
