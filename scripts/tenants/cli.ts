@@ -41,6 +41,7 @@ import { DEFAULT_MEMORY_TTL_SECONDS, describeStalenessBound } from "./staleness.
 const MEMORY_STALENESS = `${DEFAULT_MEMORY_TTL_SECONDS} s (TENANT_MEMORY_TTL_SECONDS)`;
 import { MAX_POOL_SIZE, fillPool, poolStatus } from "./pool.ts";
 import { planRetentionCommand, RETENTION_COMMANDS, RETENTION_HELP, RETENTION_OPTIONS } from "./retention-cli.ts";
+import { EXPORT_COMMANDS, EXPORT_HELP, EXPORT_OPTIONS, planExportCommand } from "./export-cli.ts";
 import { AdoptRefusal, adopt, checkAdoptInput, describePlan } from "./adopt.ts";
 import {
   CustomHostnameConfigError,
@@ -90,6 +91,7 @@ Commands:
   tier <slug> standard|high               Set the tenant's request-rate tier (the Worker's TENANT_LIMITER
                                           binding for standard, TENANT_LIMITER_HIGH for high)
 ${RETENTION_HELP}
+${EXPORT_HELP}
   cache purge <host> [<host> ...]         Remove hosts' cached answers from Workers KV
   adopt <slug> --name <name> --host <host> [--host <host> ...] [--shared <table>,...] [--dry-run] [--json]
                                           Turn a single-tenant database (the app's tables in public, no catalog
@@ -102,7 +104,7 @@ ${RETENTION_HELP}
                                           and changes nothing. See docs/adopting.md
 
 Commands that change a tenant (create, rename, hosts add/remove, suspend, resume, maintenance, tier, delete,
-restore-deleted, purge-deleted) purge the
+restore-deleted, purge-deleted, import) purge the
 affected hosts from the Workers KV tenant cache, in one step per command:
   (default)        the local namespace \`wrangler dev\` uses (.wrangler/state; --persist-to <dir>)
   --remote         the deployed namespace, through Cloudflare's API: needs CLOUDFLARE_API_TOKEN, and
@@ -223,7 +225,7 @@ export interface Plan {
   changes: boolean;
 }
 
-const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "maintenance", "tier", ...RETENTION_COMMANDS]);
+const CHANGING_COMMANDS = new Set(["create", "rename", "hosts", "suspend", "resume", "maintenance", "tier", ...RETENTION_COMMANDS, "import"]);
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals: args } = (() => {
@@ -253,6 +255,7 @@ async function main(argv: string[]): Promise<void> {
           "no-pool": { type: "boolean", default: false },
           help: { type: "boolean", short: "h", default: false },
           ...RETENTION_OPTIONS,
+          ...EXPORT_OPTIONS,
         },
       });
     } catch (error) {
@@ -265,7 +268,7 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "cache", "adopt", "pool", ...RETENTION_COMMANDS];
+  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "cache", "adopt", "pool", ...RETENTION_COMMANDS, ...EXPORT_COMMANDS];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
   if (values.remote && values["no-purge"]) throw new UsageError("--remote purges the deployed KV and --no-purge skips purging: give one of them");
 
@@ -358,6 +361,7 @@ function planCommand(command: string, rest: string[], values: Record<string, str
     }
   };
   if ((RETENTION_COMMANDS as readonly string[]).includes(command)) return planRetentionCommand(command, rest, values, changes);
+  if ((EXPORT_COMMANDS as readonly string[]).includes(command)) return planExportCommand(command, rest, values, changes, warnForced);
   switch (command) {
     case "init": {
       positionals(rest, 0, "init");

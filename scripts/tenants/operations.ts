@@ -150,7 +150,7 @@ function quarantineError(held: QuarantinedHost[]): TenantCommandError {
 }
 
 /** Checks quarantine (unless forced) and forgets the hosts' release, as they are attached now. */
-async function claimReleasedHosts(client: pg.Client, hosts: string[], tenantId: number | null, force: boolean): Promise<QuarantinedHost[]> {
+export async function claimReleasedHosts(client: pg.Client, hosts: string[], tenantId: number | null, force: boolean): Promise<QuarantinedHost[]> {
   const held = await quarantinedHosts(client, hosts, tenantId);
   if (held.length && !force) throw quarantineError(held);
   await client.query("DELETE FROM shared.released_hosts WHERE host = ANY($1::text[])", [hosts]);

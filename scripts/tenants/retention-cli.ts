@@ -118,7 +118,10 @@ export function planRetentionCommand(command: string, rest: string[], values: Va
       return {
         changes,
         async run(client) {
-          const purged = await purgeDeleted(client, { onPurged: json ? undefined : (t) => console.log(describePurged(t)) });
+          const purged = await purgeDeleted(client, {
+            onPurged: json ? undefined : (t) => console.log(describePurged(t)),
+            onFinished: (schema) => console.error(`Finished an interrupted purge: dropped schema ${schema} (its tenant had already left the catalog).`),
+          });
           if (json) console.log(JSON.stringify(purged, null, 2));
           else if (!purged.length) console.log("No deleted tenant is due: nothing purged.");
           return purged.flatMap((t) => t.hosts);

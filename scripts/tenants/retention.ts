@@ -148,6 +148,8 @@ export interface PurgeOptions {
   slug?: string;
   /** Told about each tenant once it is dropped. */
   onPurged?: (tenant: PurgedTenant) => void;
+  /** Told about each schema of an interrupted purge once it is dropped. */
+  onFinished?: (schema: string) => void;
 }
 
 /**
@@ -165,7 +167,10 @@ export async function purgeDeleted(client: pg.Client, options: PurgeOptions = {}
     `SELECT r.schema_name AS schema FROM shared.tenant_schemas r JOIN pg_namespace n ON n.nspname = r.schema_name
      WHERE r.released_at IS NOT NULL ORDER BY r.released_at`,
   );
-  for (const { schema } of leftovers) await dropSchemaInBatches(client, schema);
+  for (const { schema } of leftovers) {
+    await dropSchemaInBatches(client, schema);
+    options.onFinished?.(schema);
+  }
 
   const due = options.slug
     ? [{ id: (await findTenant(client, options.slug)).id }]

@@ -160,7 +160,7 @@ describe.concurrent("arguments are checked before connecting: the same answers w
     [["rename", "acme", "Not-A-Slug"], 1, slugMessage("Not-A-Slug")],
     [["delete", "acme", "--now"], 1, "delete --now drops tenant acme's schema and all its data at once, with no way back: run again with --yes to confirm (or without --now to keep it restorable for the retention period)"],
     [["delete", "acme", "--retain", "7 days"], 1, '--retain "7 days" is not a duration: write a whole number and a unit, s, m, h or d (e.g. 7d, 12h, 30m, 0s)'],
-    [["delete", "acme", "--retain", "-1d"], 1, '--retain "-1d" is not a duration: write a whole number and a unit, s, m, h or d (e.g. 7d, 12h, 30m, 0s)'],
+    [["delete", "acme", "--retain=-1d"], 1, '--retain "-1d" is not a duration: write a whole number and a unit, s, m, h or d (e.g. 7d, 12h, 30m, 0s)'],
     [["delete", "acme", "--retain", "4000d"], 1, '--retain "4000d" is longer than 3650d (ten years): choose a shorter retention'],
     [["restore-deleted", "Acme"], 1, slugMessage("Acme")],
     [["show"], 2, "usage: npm run tenants -- show <slug> [--json]"],
