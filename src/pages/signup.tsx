@@ -6,14 +6,13 @@
 // exchanges it (GET /welcome) for its own host-only session cookie.
 import type { Context } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
-import { csrf } from "hono/csrf";
-import { HTTPException } from "hono/http-exception";
 import { and, eq } from "drizzle-orm";
 import { neon } from "@neondatabase/serverless";
 import type { AppEnv } from "../env.ts";
 import { AppError, ERROR_STATUS, sqlState } from "../errors/index.ts";
 import { mac, randomHex } from "../auth/credentials.ts";
 import { sessionSecret } from "../auth/middleware.ts";
+import { requireSameOrigin } from "../auth/csrf.ts";
 import { startSession } from "../auth/sign-in.ts";
 import { catalogDatabase, configureDriver } from "../db/client.ts";
 import { tenantPool } from "../db/schema/shared.ts";
@@ -39,8 +38,6 @@ const CLAIM_ATTEMPTS = 3;
  * (scripts/tenants/staleness.ts).
  */
 const QUARANTINE_SECONDS = DEFAULT_TTL_SECONDS.kv + DEFAULT_TTL_SECONDS.memory + 60;
-
-const originCheck = csrf();
 
 const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
@@ -148,14 +145,7 @@ function conflict(check: PreCheck, slug: string, host: string): AppError | undef
 /** POST /signup on the apex. */
 export async function signUp(c: Context<AppEnv>, apex: string): Promise<Response> {
   const secret = sessionSecret(c);
-  try {
-    await originCheck(c, async () => {});
-  } catch (error) {
-    if (error instanceof HTTPException && error.status === 403) {
-      throw new AppError("csrf_failed", "This form was not sent from this site (cross-site request refused); reload the page and try again.");
-    }
-    throw error;
-  }
+  await requireSameOrigin(c);
   const body = await c.req.parseBody();
   const form: Record<string, string> = {};
   for (const [key, value] of Object.entries(body)) if (typeof value === "string") form[key] = value;
