@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
-import { externalDatabase, startEmbeddedPostgres } from "../scripts/local/postgres.ts";
+import { externalDatabase, startEmbeddedPostgres, type LocalDatabase } from "../scripts/local/postgres.ts";
+import { freeCitusPorts, startCitusCluster, type CitusCluster } from "../scripts/local/citus.ts";
 import { prepareAppLogin } from "../scripts/db/roles.ts";
 import { loadMigrations } from "../scripts/migrations/files.ts";
 import { migrate } from "../scripts/migrations/runner.ts";
@@ -29,6 +30,8 @@ declare module "vitest" {
     sqlEndpointUrl: string;
     workerDatabaseUrl: string;
     statementLogUrl: string;
+    /** TEST_CITUS=1: the cluster's layout (JSON of CitusLayout); "" on plain PostgreSQL. */
+    citusLayout: string;
   }
 }
 
@@ -62,13 +65,18 @@ async function migrateOneTenantAhead(client: pg.Client, slug: string): Promise<v
   }
 }
 
-async function prepareWorkerDatabase(adminUrl: string): Promise<string> {
+async function prepareWorkerDatabase(adminUrl: string, citus: CitusCluster | undefined): Promise<string> {
   const name = `edge_tenants_worker_${process.pid}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  if (citus) {
+    await citus.dropDatabase(name);
+    await citus.createDatabase(name);
+  } else {
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.end();
+  }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const client = new pg.Client({ connectionString: url.toString() });
@@ -102,9 +110,16 @@ process.on("exit", () => {
 
 export default async function setup(project: TestProject) {
   const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-test-"));
-  const database = process.env.TEST_DATABASE_URL
-    ? externalDatabase(process.env.TEST_DATABASE_URL)
-    : await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true, database: "edge_tenants_test" });
+  // TEST_CITUS=1: the same suites against a local Citus cluster (coordinator + two workers).
+  const citus =
+    process.env.TEST_CITUS === "1"
+      ? await startCitusCluster({ dataDir: join(scratch, "citus"), port: await freeCitusPorts(), ephemeral: true, database: "edge_tenants_test" })
+      : undefined;
+  const database: LocalDatabase =
+    citus ??
+    (process.env.TEST_DATABASE_URL
+      ? externalDatabase(process.env.TEST_DATABASE_URL)
+      : await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true, database: "edge_tenants_test" }));
   // The statement recorder is on only here, for the Worker tests that check what SQL a request sent.
   const statementLog = await startStatementLog();
   const endpoint = await startSqlEndpoint({
@@ -114,7 +129,8 @@ export default async function setup(project: TestProject) {
   project.provide("statementLogUrl", statementLog.url);
   project.provide("databaseUrl", database.url);
   project.provide("sqlEndpointUrl", endpoint.url);
-  project.provide("workerDatabaseUrl", await prepareWorkerDatabase(database.url));
+  project.provide("citusLayout", citus ? JSON.stringify(citus.layout) : "");
+  project.provide("workerDatabaseUrl", await prepareWorkerDatabase(database.url, citus));
   return async () => {
     await endpoint.close();
     await statementLog.close();

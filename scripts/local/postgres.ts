@@ -64,7 +64,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function portInUse(port: number): Promise<boolean> {
+export async function portInUse(port: number): Promise<boolean> {
   return new Promise((resolveUse) => {
     const server = createServer();
     server.once("error", () => resolveUse(true));
@@ -103,7 +103,7 @@ async function writeCredentials(path: string, credentials: EmbeddedCredentials):
 }
 
 /** The uid and gid of the `postgres` system user, when there is one (PostgreSQL runs as it under root). */
-function postgresUserIds(): { uid: number; gid: number } | undefined {
+export function postgresUserIds(): { uid: number; gid: number } | undefined {
   try {
     const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
     const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import { inject } from "vitest";
+import { createCitusDatabase, dropCitusDatabase, type CitusLayout } from "../../scripts/local/citus.ts";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
 export const TENANTS_CLI = resolve(REPO_ROOT, "scripts/tenants/cli.ts");
@@ -20,6 +21,15 @@ export const MIGRATE_CLI = resolve(REPO_ROOT, "scripts/migrations/cli.ts");
  */
 const CLI_CWD = join(tmpdir(), "edge-tenants-cli-cwd");
 mkdirSync(CLI_CWD, { recursive: true });
+
+/** The Citus cluster the tests run on (TEST_CITUS=1), or undefined on plain PostgreSQL. */
+export function citusLayout(): CitusLayout | undefined {
+  const layout = inject("citusLayout");
+  return layout ? (JSON.parse(layout) as CitusLayout) : undefined;
+}
+
+/** True when the suites run against the local Citus cluster (TEST_CITUS=1). */
+export const onCitus = process.env.TEST_CITUS === "1";
 
 interface Created {
   serverUrl: string;
@@ -48,6 +58,13 @@ async function adminClient(serverUrl: string): Promise<pg.Client> {
  */
 export async function freshDatabase(label = "lc", serverUrl: string = inject("databaseUrl")): Promise<string> {
   const name = `${label.replace(/[^a-z0-9_]/g, "_").slice(0, 40)}_${randomBytes(6).toString("hex")}`;
+  const citus = citusLayout();
+  if (citus && serverUrl === inject("databaseUrl")) {
+    // On the Citus cluster (TEST_CITUS=1) a database exists on every node, with Citus in it.
+    await createCitusDatabase(citus, name);
+    created.push({ serverUrl, name });
+    return withDatabase(serverUrl, name);
+  }
   const admin = await adminClient(serverUrl);
   try {
     await admin.query(`CREATE DATABASE "${name}"`);
@@ -78,6 +95,11 @@ export async function dropTestDatabases(): Promise<void> {
   const byServer = new Map<string, string[]>();
   for (const { serverUrl, name } of created.splice(0)) byServer.set(serverUrl, [...(byServer.get(serverUrl) ?? []), name]);
   for (const [serverUrl, names] of byServer) {
+    const citus = citusLayout();
+    if (citus && serverUrl === inject("databaseUrl")) {
+      for (const name of names) await dropCitusDatabase(citus, name).catch(() => {});
+      continue;
+    }
     const admin = await adminClient(serverUrl).catch(() => undefined);
     if (!admin) continue;
     try {
