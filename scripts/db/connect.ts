@@ -1,16 +1,22 @@
 // A real PostgreSQL session for the Node scripts (migrations need interactive transactions).
+import { resolve } from "node:path";
 import pg from "pg";
 import { parseLocalConfig } from "../local/config.ts";
-import { localDatabaseUrl } from "../local/defaults.ts";
+import { citusPorts, embeddedDatabaseUrl, localDatabaseUrl, readEmbeddedCredentials, serverRunningOn } from "../local/defaults.ts";
 
 /**
  * DATABASE_URL from the environment or `.env`, read by the same rules as `npm run db`; without
  * it, the database that `npm run db` / `npm run dev` run (on LOCAL_PG_PORT, with the password kept in
- * LOCAL_DATA_DIR).
+ * LOCAL_DATA_DIR), or the local Citus cluster's coordinator when `--citus` runs it and the single
+ * server does not run.
  */
 export function databaseUrlFromEnv(): { url: string; local: boolean } {
   const config = parseLocalConfig();
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, local: false };
+  if (!serverRunningOn(config.LOCAL_DATA_DIR) && serverRunningOn(resolve(config.LOCAL_CITUS_DATA_DIR, "coordinator"))) {
+    const credentials = readEmbeddedCredentials(config.LOCAL_CITUS_DATA_DIR);
+    if (credentials) return { url: embeddedDatabaseUrl(citusPorts(config)[0]!, credentials), local: true };
+  }
   return { url: localDatabaseUrl(config.LOCAL_DATA_DIR, config.LOCAL_PG_PORT), local: true };
 }
 

@@ -15,11 +15,10 @@ import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
-import { credentialsPath, embeddedDatabaseUrl, readEmbeddedCredentials, DEFAULT_DATABASE } from "./defaults.ts";
+import { credentialsPath, DEFAULT_CITUS_PORT, DEFAULT_DATABASE, embeddedDatabaseUrl, readEmbeddedCredentials } from "./defaults.ts";
 import { portInUse, prepareDataDir, postgresUserIds, type LocalDatabase } from "./postgres.ts";
 
-export const DEFAULT_CITUS_DATA_DIR = resolve(".local/citus");
-export const DEFAULT_CITUS_PORT = 54339;
+export { DEFAULT_CITUS_DATA_DIR, DEFAULT_CITUS_PORT } from "./defaults.ts";
 /** The superuser of every node (it owns the database and runs migrations). */
 const SUPERUSER = "postgres";
 const NODE_NAMES = ["coordinator", "worker1", "worker2"] as const;

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { DEFAULT_DATA_DIR, DEFAULT_PG_PORT } from "./defaults.ts";
+import { DEFAULT_CITUS_DATA_DIR, DEFAULT_CITUS_PORT, DEFAULT_DATA_DIR, DEFAULT_PG_PORT } from "./defaults.ts";
 
 const port = (name: string, fallback: number) =>
   z.coerce
@@ -23,6 +23,9 @@ const LocalConfigSchema = z.object({
   ),
   LOCAL_DATA_DIR: z.string().default(DEFAULT_DATA_DIR),
   LOCAL_PG_PORT: port("LOCAL_PG_PORT", DEFAULT_PG_PORT),
+  // `--citus`: the local cluster's folder, and its coordinator's port (the workers take the next two).
+  LOCAL_CITUS_DATA_DIR: z.string().default(DEFAULT_CITUS_DATA_DIR),
+  LOCAL_CITUS_PORT: port("LOCAL_CITUS_PORT", DEFAULT_CITUS_PORT),
   LOCAL_SQL_PORT: port("LOCAL_SQL_PORT", 4445),
   LOCAL_SQL_HOST: z.string().default("127.0.0.1"),
   LOCAL_SQL_DELAY_MS: z.coerce
@@ -62,6 +65,8 @@ export interface StackArgs {
   showUrl: boolean;
   /** `--unsafe-listen`: allow a LOCAL_SQL_HOST that is not loopback. */
   unsafeListen: boolean;
+  /** `--citus`: a local Citus cluster (coordinator + two workers) instead of the single server. */
+  citus: boolean;
 }
 
 /**
@@ -69,12 +74,13 @@ export interface StackArgs {
  * saying what was wrong.
  */
 export function stackArgs(command: string, args: string[], config: LocalConfig): StackArgs {
-  const result: StackArgs = { delayMs: config.LOCAL_SQL_DELAY_MS, showUrl: false, unsafeListen: false };
-  const usage = `${command} takes --delay-ms N, --show-url and --unsafe-listen`;
+  const result: StackArgs = { delayMs: config.LOCAL_SQL_DELAY_MS, showUrl: false, unsafeListen: false, citus: false };
+  const usage = `${command} takes --citus, --delay-ms N, --show-url and --unsafe-listen`;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--show-url") result.showUrl = true;
     else if (arg === "--unsafe-listen") result.unsafeListen = true;
+    else if (arg === "--citus") result.citus = true;
     else if (arg === "--delay-ms") {
       const value = Number(args[++i]);
       if (args[i] === undefined || args[i] === "" || !Number.isFinite(value) || value < 0) {
@@ -86,6 +92,13 @@ export function stackArgs(command: string, args: string[], config: LocalConfig):
       console.error(`error: unknown option ${arg}: ${usage}`);
       process.exit(2);
     }
+  }
+  if (result.citus && config.DATABASE_URL) {
+    console.error(
+      "error: --citus starts a local Citus cluster, but DATABASE_URL is set (it names the database to serve): " +
+        "unset DATABASE_URL (environment or .env) to use the local cluster, or drop --citus to serve DATABASE_URL",
+    );
+    process.exit(2);
   }
   return result;
 }

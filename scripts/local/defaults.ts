@@ -6,6 +6,9 @@ import { join, resolve } from "node:path";
 export const DEFAULT_DATA_DIR = resolve(".local/postgres");
 export const DEFAULT_PG_PORT = 54329;
 export const DEFAULT_DATABASE = "edge_tenants";
+/** `npm run db -- --citus`: the local Citus cluster's folder and coordinator port (workers: +1, +2). */
+export const DEFAULT_CITUS_DATA_DIR = resolve(".local/citus");
+export const DEFAULT_CITUS_PORT = 54339;
 /** The embedded cluster's superuser (it owns the database and runs migrations). */
 export const EMBEDDED_USER = "postgres";
 
@@ -71,3 +74,40 @@ export function maskPassword(url: string): string {
     return "(a connection string that is not a valid URL)";
   }
 }
+
+/**
+ * A live PostgreSQL server on this data folder, from its postmaster.pid; undefined when there is
+ * none (no file, or a file left by a server that is gone, which PostgreSQL itself replaces).
+ */
+export function serverRunningOn(dataDir: string): { pid: number; port: number } | undefined {
+  const pidFile = resolve(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return undefined;
+  const lines = readFileSync(pidFile, "utf8").split("\n");
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return undefined;
+  }
+  // A pid reused by another program is not a server (Linux tells which program it is).
+  const comm = `/proc/${pid}/comm`;
+  if (existsSync("/proc/self/comm") && (!existsSync(comm) || !readFileSync(comm, "utf8").startsWith("postgres"))) {
+    return undefined;
+  }
+  return { pid, port: Number(lines[3]) };
+}
+
+/**
+ * The local Citus cluster's ports: the ones it was created with (kept in its folder; the workers are
+ * registered by port), else LOCAL_CITUS_PORT and the next two.
+ */
+export function citusPorts(config: { LOCAL_CITUS_DATA_DIR: string; LOCAL_CITUS_PORT: number }): number[] {
+  const file = resolve(config.LOCAL_CITUS_DATA_DIR, "cluster.json");
+  if (existsSync(file)) {
+    const ports = (JSON.parse(readFileSync(file, "utf8")) as { ports?: number[] }).ports;
+    if (Array.isArray(ports) && ports.length === 3) return ports;
+  }
+  return [config.LOCAL_CITUS_PORT, config.LOCAL_CITUS_PORT + 1, config.LOCAL_CITUS_PORT + 2];
+}
+

@@ -1,43 +1,24 @@
 // The local database and SQL endpoint together, as `npm run db` and `npm run dev` start them.
-import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { isLoopbackHost, startSqlEndpoint, type SqlEndpoint } from "../sql-endpoint/server.ts";
 import type { LocalConfig, StackArgs } from "./config.ts";
-import { maskPassword } from "./defaults.ts";
+import { citusPorts, maskPassword, serverRunningOn } from "./defaults.ts";
+
+export { citusPorts, serverRunningOn } from "./defaults.ts";
+import { citusUnavailable, startCitusCluster, type CitusCluster } from "./citus.ts";
 import { externalDatabase, startEmbeddedPostgres, type LocalDatabase } from "./postgres.ts";
 
 export interface LocalStack {
   database: LocalDatabase;
+  /** `--citus`: the cluster (database is its coordinator). */
+  citus?: CitusCluster;
   endpoint: SqlEndpoint;
   stop(): Promise<void>;
 }
 
 /** Fails when nothing is what the user asked for; every message is one line saying what to do. */
 export class LocalStackError extends Error {}
-
-/**
- * A live PostgreSQL server on this data folder, from its postmaster.pid; undefined when there is
- * none (no file, or a file left by a server that is gone, which PostgreSQL itself replaces).
- */
-export function serverRunningOn(dataDir: string): { pid: number; port: number } | undefined {
-  const pidFile = resolve(dataDir, "postmaster.pid");
-  if (!existsSync(pidFile)) return undefined;
-  const lines = readFileSync(pidFile, "utf8").split("\n");
-  const pid = Number(lines[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EPERM") return undefined;
-  }
-  // A pid reused by another program is not a server (Linux tells which program it is).
-  const comm = `/proc/${pid}/comm`;
-  if (existsSync("/proc/self/comm") && (!existsSync(comm) || !readFileSync(comm, "utf8").startsWith("postgres"))) {
-    return undefined;
-  }
-  return { pid, port: Number(lines[3]) };
-}
 
 async function portTaken(port: number, host: string): Promise<boolean> {
   return new Promise((done) => {
@@ -54,7 +35,7 @@ async function portTaken(port: number, host: string): Promise<boolean> {
  */
 export async function checkLocalStack(
   config: LocalConfig,
-  args: Pick<StackArgs, "unsafeListen">,
+  args: Pick<StackArgs, "unsafeListen"> & Partial<Pick<StackArgs, "citus">>,
   otherPorts: Record<string, number> = {},
 ): Promise<void> {
   if (!isLoopbackHost(config.LOCAL_SQL_HOST) && !args.unsafeListen) {
@@ -63,7 +44,20 @@ export async function checkLocalStack(
         "database password could run SQL: use 127.0.0.1, or pass --unsafe-listen if you really mean it",
     );
   }
-  const embedded = !config.DATABASE_URL;
+  if (args.citus) {
+    const why = citusUnavailable();
+    if (why) throw new LocalStackError(`--citus: ${why}`);
+    for (const node of ["coordinator", "worker1", "worker2"]) {
+      const running = serverRunningOn(resolve(config.LOCAL_CITUS_DATA_DIR, node));
+      if (running) {
+        throw new LocalStackError(
+          `the local Citus cluster in ${config.LOCAL_CITUS_DATA_DIR} already runs (its ${node}: pid ${running.pid}, port ${running.port}): ` +
+            "another `npm run db -- --citus` or `npm run dev -- --citus` is using it; stop that one first, or set LOCAL_CITUS_DATA_DIR to another folder",
+        );
+      }
+    }
+  }
+  const embedded = !config.DATABASE_URL && !args.citus;
   if (embedded) {
     const running = serverRunningOn(config.LOCAL_DATA_DIR);
     if (running) {
@@ -75,6 +69,9 @@ export async function checkLocalStack(
   }
   const wanted: [string, number, string][] = [
     ...(embedded ? [["LOCAL_PG_PORT", config.LOCAL_PG_PORT, "127.0.0.1"] as [string, number, string]] : []),
+    ...(args.citus
+      ? [0, 1, 2].map((i) => [`LOCAL_CITUS_PORT${i ? `+${i}` : ""}`, citusPorts(config)[i]!, "127.0.0.1"] as [string, number, string])
+      : []),
     ["LOCAL_SQL_PORT", config.LOCAL_SQL_PORT, config.LOCAL_SQL_HOST],
     ...Object.entries(otherPorts).map(([name, port]) => [name, port, "127.0.0.1"] as [string, number, string]),
   ];
@@ -97,13 +94,16 @@ export async function checkLocalStack(
 /** `otherPorts` (e.g. `{ WORKER_PORT: 8787 }`) are checked with the stack's own before it starts. */
 export async function startLocalStack(
   config: LocalConfig,
-  args: Pick<StackArgs, "delayMs" | "unsafeListen">,
+  args: Pick<StackArgs, "delayMs" | "unsafeListen"> & Partial<Pick<StackArgs, "citus">>,
   otherPorts: Record<string, number> = {},
 ): Promise<LocalStack> {
   await checkLocalStack(config, args, otherPorts);
-  const database = config.DATABASE_URL
-    ? externalDatabase(config.DATABASE_URL)
-    : await startEmbeddedPostgres({ dataDir: config.LOCAL_DATA_DIR, port: config.LOCAL_PG_PORT });
+  const citus = args.citus ? await startCitusCluster({ dataDir: config.LOCAL_CITUS_DATA_DIR, port: citusPorts(config)[0] }) : undefined;
+  const database = citus
+    ? citus
+    : config.DATABASE_URL
+      ? externalDatabase(config.DATABASE_URL)
+      : await startEmbeddedPostgres({ dataDir: config.LOCAL_DATA_DIR, port: config.LOCAL_PG_PORT });
   let endpoint: SqlEndpoint;
   try {
     endpoint = await startSqlEndpoint({
@@ -128,6 +128,7 @@ export async function startLocalStack(
   }
   return {
     database,
+    citus,
     endpoint,
     async stop() {
       await endpoint.close();
@@ -137,7 +138,14 @@ export async function startLocalStack(
 }
 
 export function describeStack(stack: LocalStack, args: Pick<StackArgs, "delayMs" | "showUrl">): string {
-  const where = stack.database.embedded ? "embedded PostgreSQL" : "PostgreSQL from DATABASE_URL";
+  const where = stack.citus
+    ? `local Citus cluster: coordinator; workers on ports ${stack.citus.nodes
+        .slice(1)
+        .map((node) => node.port)
+        .join(" and ")}`
+    : stack.database.embedded
+      ? "embedded PostgreSQL"
+      : "PostgreSQL from DATABASE_URL";
   const url = args.showUrl ? stack.database.url : maskPassword(stack.database.url);
   return [
     `DATABASE_URL=${url}   (${where})`,

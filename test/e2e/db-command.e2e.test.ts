@@ -83,6 +83,6 @@ describe("npm run db", () => {
   it("answers an unknown option with its usage", async () => {
     const run = await runDb(["--shwo-url"], {});
     expect(await run.exited).toBe(2);
-    expect(run.output()).toBe("error: unknown option --shwo-url: npm run db takes --delay-ms N, --show-url and --unsafe-listen\n");
+    expect(run.output()).toBe("error: unknown option --shwo-url: npm run db takes --citus, --delay-ms N, --show-url and --unsafe-listen\n");
   }, 30_000);
 });
