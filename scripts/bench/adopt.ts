@@ -11,14 +11,12 @@
 //   - `tenants adopt --dry-run` and `tenants adopt`, as processes (what a user runs), with the time
 //     inside the transaction (the window in which the app's tables are locked) and the verification
 //     after commit (exact row counts of every moved table, sequence positions).
-import { execFileSync, spawn } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import { appFixtureSql } from "../../test/fixtures/single-tenant-app.ts";
-import { freePort } from "../local/postgres.ts";
 import { flag } from "./args.ts";
+import { must, run, startScratchServer } from "./scratch-server.ts";
 
 const ITEMS = flag("items", 5_000_000);
 const PADDING = process.argv.includes("--padding") ? Number(process.argv[process.argv.indexOf("--padding") + 1]) : 100;
@@ -26,78 +24,17 @@ const ITEMS_PER_USER = 50;
 const ROOT = resolve(import.meta.dirname, "../..");
 const TENANTS_CLI = join(ROOT, "scripts/tenants/cli.ts");
 
-function pgBin(): string {
-  const i = process.argv.indexOf("--pg-bin");
-  if (i !== -1) return process.argv[i + 1]!;
-  try {
-    return execFileSync("pg_config", ["--bindir"], { encoding: "utf8" }).trim();
-  } catch {
-    throw new Error("no pg_config on the PATH: pass --pg-bin <dir> holding initdb, pg_ctl, postgres, pg_dump and pg_restore of one version");
-  }
-}
 
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const int = (n: number) => n.toLocaleString("en-US");
 const progress = (line: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
-/** PostgreSQL refuses to run as root: under root, the server's programs run as the `postgres` system user. */
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  try {
-    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
-    return { uid: id("-u"), gid: id("-g") };
-  } catch {
-    throw new Error("running as root and there is no `postgres` system user for the server: run as another user");
-  }
-}
-
-function run(
-  command: string,
-  args: string[],
-  env: Record<string, string> = {},
-  as?: { uid: number; gid: number },
-): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  return new Promise((done, reject) => {
-    const start = performance.now();
-    const child = spawn(command, args, { cwd: tmpdir(), env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], ...as });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => done({ code: code ?? 1, stdout, stderr, ms: performance.now() - start }));
-  });
-}
-
-async function must(what: string, p: ReturnType<typeof run>) {
-  const r = await p;
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-
 async function main(): Promise<void> {
   if (!Number.isInteger(PADDING) || PADDING < 0) throw new Error("--padding needs a whole number, at least 0");
-  const bin = pgBin();
-  for (const tool of ["initdb", "pg_ctl", "postgres", "pg_dump", "pg_restore"]) {
-    if (!existsSync(join(bin, tool))) throw new Error(`${join(bin, tool)} does not exist: pass --pg-bin <dir> holding all of initdb, pg_ctl, postgres, pg_dump, pg_restore`);
-  }
-  const version = execFileSync(join(bin, "postgres"), ["--version"], { encoding: "utf8" }).trim();
+  const scratchServer = await startScratchServer("adopt", progress);
+  const { bin, version, server } = scratchServer;
   const dumpVersion = execFileSync(join(bin, "pg_dump"), ["--version"], { encoding: "utf8" }).trim();
-  const scratch = mkdtempSync(join(tmpdir(), "edge-tenants-bench-adopt-"));
-  const data = join(scratch, "data");
-  const owner = serverUser();
-  if (owner) chownSync(scratch, owner.uid, owner.gid);
-  const port = await freePort();
-  let started = false;
   try {
-    progress(`initdb (${version})`);
-    await must("initdb", run(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"], {}, owner));
-    await must(
-      "pg_ctl start",
-      run(join(bin, "pg_ctl"), ["-D", data, "-l", join(scratch, "log"), "-w", "-o", `-p ${port} -k ${scratch} -c listen_addresses=127.0.0.1 -c max_wal_size=4GB`, "start"], {}, owner),
-    );
-    started = true;
-    const server = `postgresql://postgres@127.0.0.1:${port}`;
     const admin = new pg.Client({ connectionString: `${server}/postgres` });
     admin.on("error", () => {});
     await admin.connect();
@@ -171,8 +108,7 @@ async function main(): Promise<void> {
     ];
     console.log(lines.join("\n"));
   } finally {
-    if (started) await run(join(bin, "pg_ctl"), ["-D", data, "-m", "fast", "-w", "stop"], {}, owner).catch(() => {});
-    rmSync(scratch, { recursive: true, force: true });
+    await scratchServer.stop();
   }
 }
 

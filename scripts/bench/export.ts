@@ -13,13 +13,11 @@
 // Throughput is the tenant's table data (pg_total_relation_size of its tables, indexes included,
 // on the source) divided by the wall time, the same numerator for all four; file sizes are printed
 // beside it. The figures print; nothing is asserted.
-import { execFileSync, spawn } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import pg from "pg";
-import { freePort } from "../local/postgres.ts";
 import { flag } from "./args.ts";
+import { must, run, startScratchServer } from "./scratch-server.ts";
 
 const MB = flag("mb", 1000);
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -27,70 +25,14 @@ const TENANTS_CLI = join(ROOT, "scripts/tenants/cli.ts");
 /** Bytes of an items row's description: rows of about 300 bytes. */
 const PADDING = 200;
 
-function pgBin(): string {
-  const i = process.argv.indexOf("--pg-bin");
-  if (i !== -1) return process.argv[i + 1]!;
-  try {
-    return execFileSync("pg_config", ["--bindir"], { encoding: "utf8" }).trim();
-  } catch {
-    throw new Error("no pg_config on the PATH: pass --pg-bin <dir> holding initdb, pg_ctl, postgres, pg_dump and pg_restore of one version");
-  }
-}
 
 const progress = (line: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 const int = (n: number) => n.toLocaleString("en-US");
 
-/** PostgreSQL refuses to run as root: under root, the server's programs run as the `postgres` system user. */
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  try {
-    const id = (f: string) => Number(execFileSync("id", [f, "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
-    return { uid: id("-u"), gid: id("-g") };
-  } catch {
-    throw new Error("running as root and there is no `postgres` system user for the server: run as another user");
-  }
-}
-
-function run(command: string, args: string[], env: Record<string, string> = {}, as?: { uid: number; gid: number }) {
-  return new Promise<{ code: number; stdout: string; stderr: string; ms: number }>((done, reject) => {
-    const start = performance.now();
-    const child = spawn(command, args, { cwd: tmpdir(), env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], ...as });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => done({ code: code ?? 1, stdout, stderr, ms: performance.now() - start }));
-  });
-}
-
-async function must(what: string, p: ReturnType<typeof run>) {
-  const r = await p;
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-
 async function main(): Promise<void> {
-  const bin = pgBin();
-  for (const tool of ["initdb", "pg_ctl", "postgres", "pg_dump", "pg_restore"]) {
-    if (!existsSync(join(bin, tool))) throw new Error(`${join(bin, tool)} does not exist: pass --pg-bin <dir> holding all of initdb, pg_ctl, postgres, pg_dump, pg_restore`);
-  }
-  const version = execFileSync(join(bin, "postgres"), ["--version"], { encoding: "utf8" }).trim();
-  const scratch = mkdtempSync(join(tmpdir(), "edge-tenants-bench-export-"));
-  const data = join(scratch, "data");
-  const owner = serverUser();
-  if (owner) chownSync(scratch, owner.uid, owner.gid);
-  const port = await freePort();
-  let started = false;
+  const scratchServer = await startScratchServer("export", progress);
+  const { bin, version, server, dir: scratch } = scratchServer;
   try {
-    progress(`initdb (${version})`);
-    await must("initdb", run(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"], {}, owner));
-    await must(
-      "pg_ctl start",
-      run(join(bin, "pg_ctl"), ["-D", data, "-l", join(scratch, "log"), "-w", "-o", `-p ${port} -k ${scratch} -c listen_addresses=127.0.0.1 -c max_wal_size=4GB`, "start"], {}, owner),
-    );
-    started = true;
-    const server = `postgresql://postgres@127.0.0.1:${port}`;
     const admin = new pg.Client({ connectionString: `${server}/postgres` });
     admin.on("error", () => {});
     await admin.connect();
@@ -157,8 +99,7 @@ async function main(): Promise<void> {
       ].join("\n"),
     );
   } finally {
-    if (started) await run(join(bin, "pg_ctl"), ["-D", data, "-m", "fast", "-w", "stop"], {}, owner).catch(() => {});
-    rmSync(scratch, { recursive: true, force: true });
+    await scratchServer.stop();
   }
 }
 
