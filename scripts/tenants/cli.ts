@@ -42,6 +42,7 @@ const MEMORY_STALENESS = `${DEFAULT_MEMORY_TTL_SECONDS} s (TENANT_MEMORY_TTL_SEC
 import { MAX_POOL_SIZE, fillPool, poolStatus } from "./pool.ts";
 import { planRetentionCommand, RETENTION_COMMANDS, RETENTION_HELP, RETENTION_OPTIONS } from "./retention-cli.ts";
 import { EXPORT_COMMANDS, EXPORT_HELP, EXPORT_OPTIONS, planExportCommand } from "./export-cli.ts";
+import { PLACEMENT_COMMANDS, PLACEMENT_HELP, PLACEMENT_OPTIONS, planPlacementCommand } from "./placement.ts";
 import { AdoptRefusal, adopt, checkAdoptInput, describePlan } from "./adopt.ts";
 import {
   CustomHostnameConfigError,
@@ -92,6 +93,7 @@ Commands:
                                           binding for standard, TENANT_LIMITER_HIGH for high)
 ${RETENTION_HELP}
 ${EXPORT_HELP}
+${PLACEMENT_HELP}
   cache purge <host> [<host> ...]         Remove hosts' cached answers from Workers KV
   adopt <slug> --name <name> --host <host> [--host <host> ...] [--shared <table>,...] [--dry-run] [--json]
                                           Turn a single-tenant database (the app's tables in public, no catalog
@@ -256,6 +258,7 @@ async function main(argv: string[]): Promise<void> {
           help: { type: "boolean", short: "h", default: false },
           ...RETENTION_OPTIONS,
           ...EXPORT_OPTIONS,
+          ...PLACEMENT_OPTIONS,
         },
       });
     } catch (error) {
@@ -268,7 +271,7 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exit(EXIT_USAGE);
     return;
   }
-  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "cache", "adopt", "pool", ...RETENTION_COMMANDS, ...EXPORT_COMMANDS];
+  const known = ["init", "create", "list", "show", "rename", "hosts", "suspend", "resume", "maintenance", "tier", "cache", "adopt", "pool", ...RETENTION_COMMANDS, ...EXPORT_COMMANDS, ...PLACEMENT_COMMANDS];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see --help)`);
   if (values.remote && values["no-purge"]) throw new UsageError("--remote purges the deployed KV and --no-purge skips purging: give one of them");
 
@@ -362,6 +365,7 @@ function planCommand(command: string, rest: string[], values: Record<string, str
   };
   if ((RETENTION_COMMANDS as readonly string[]).includes(command)) return planRetentionCommand(command, rest, values, changes);
   if ((EXPORT_COMMANDS as readonly string[]).includes(command)) return planExportCommand(command, rest, values, changes, warnForced);
+  if ((PLACEMENT_COMMANDS as readonly string[]).includes(command)) return planPlacementCommand(command, rest, values);
   switch (command) {
     case "init": {
       positionals(rest, 0, "init");
