@@ -272,6 +272,9 @@ export interface MoveResult {
   bytes: number;
   mode: TransferMode;
   seconds: number;
+  /** When citus_schema_move was called and when it returned (ISO 8601). */
+  startedAt: string;
+  finishedAt: string;
 }
 
 /** Citus' own message, as one line. */
@@ -309,6 +312,7 @@ export async function moveTenant(client: pg.ClientBase, slug: string, to: string
     );
   }
   if (!target.active) throw new TenantCommandError(`${target.name} (${target.address}) is not active in the cluster: choose another node`);
+  const startedAt = new Date();
   const started = performance.now();
   try {
     await client.query("SELECT citus_schema_move($1::regnamespace, $2::int, $3::citus.shard_transfer_mode)", [schema, target.nodeId, mode]);
@@ -323,6 +327,8 @@ export async function moveTenant(client: pg.ClientBase, slug: string, to: string
     bytes: place.bytes,
     mode,
     seconds: (performance.now() - started) / 1000,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
   };
 }
 
