@@ -16,9 +16,22 @@ const seconds = (name: string, fallback: number, min = 1) =>
 
 /** Worker configuration, parsed once per environment at the fetch boundary. */
 export const WorkerConfigSchema = z.object({
+  /** The database for the default client (neon-http). Not needed when a HYPERDRIVE binding exists. */
   DATABASE_URL: z
-    .string({ error: "DATABASE_URL is not set: run `wrangler secret put DATABASE_URL` (production) or `npm run dev` (local)" })
-    .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// or postgresql:// connection string"),
+    .string({ error: "DATABASE_URL must be a postgres:// or postgresql:// connection string" })
+    .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// or postgresql:// connection string")
+    .optional(),
+  /**
+   * A Cloudflare Hyperdrive binding (`[[hyperdrive]]` in wrangler.toml): when it exists, the Worker
+   * reaches the database through it with a TCP driver instead of Neon's HTTP endpoint
+   * (docs/hyperdrive.md).
+   */
+  HYPERDRIVE: z
+    .custom<Hyperdrive>(
+      (value) => typeof value === "object" && value !== null && typeof (value as { connectionString?: unknown }).connectionString === "string",
+      { error: "HYPERDRIVE must be a Hyperdrive binding ([[hyperdrive]] in wrangler.toml, with a connection string)" },
+    )
+    .optional(),
   /**
    * Local mode only: the URL of the local SQL-over-HTTP endpoint (`npm run dev` sets it). Production
    * never has it, so the driver talks to Neon.
@@ -80,6 +93,16 @@ export const WorkerConfigSchema = z.object({
    * per-request log line, the metrics data point and the per-tenant request limit, to measure them.
    */
   REQUEST_TELEMETRY: z.enum(["on", "off"], { error: "REQUEST_TELEMETRY is on or off" }).default("on"),
+}).superRefine((config, ctx) => {
+  if (!config.DATABASE_URL && !config.HYPERDRIVE) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["DATABASE_URL"],
+      message:
+        "DATABASE_URL is not set (and there is no HYPERDRIVE binding): run `wrangler secret put DATABASE_URL` (production on Neon), " +
+        "add a [[hyperdrive]] binding (docs/hyperdrive.md) or run `npm run dev` (local)",
+    });
+  }
 });
 
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
@@ -92,7 +115,7 @@ export type AppEnv = {
     requestId: string;
     /** The request's tenant, set by the tenancy middleware from the catalog. */
     tenant: ResolvedTenant;
-    /** Drizzle over HTTP, bound to this tenant's tables only. */
+    /** Drizzle (neon-http, or node-postgres through Hyperdrive), bound to this tenant's tables only. */
     db: TenantDatabase;
     /** This tenant's tables (the tenant's schema, from the catalog), for the query builder. */
     tables: TenantTables;

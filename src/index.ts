@@ -5,6 +5,7 @@ import type { AppEnv } from "./env.ts";
 import { AppError, errorResponse, lastResortResponse } from "./errors/index.ts";
 import { workerConfig } from "./middleware/config.ts";
 import { answerError } from "./middleware/tenant.ts";
+import { requestConnections } from "./db/client.ts";
 import { api, openApiDocument } from "./routes/api.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { requestTelemetry } from "./telemetry.ts";
@@ -35,6 +36,7 @@ window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', valid
 export const app = new Hono<AppEnv>()
   .use(requestId())
   .use(contextStorage())
+  .use(requestConnections())
   .use(requestTelemetry())
   .use(workerConfig())
   .route("/", healthRoutes)

@@ -5,6 +5,8 @@ declare namespace Cloudflare {
     LOCAL_SQL_ENDPOINT?: string;
     TEST_OWNER_DATABASE_URL?: string;
     TEST_STATEMENT_LOG_URL?: string;
+    /** TEST_DB_CLIENT=hyperdrive only: the Worker reaches its database through this (vitest.config.ts). */
+    HYPERDRIVE?: Hyperdrive;
     SESSION_SECRET?: string;
     /** A real Rate Limiting binding, 5 per 60 s (vitest.config.ts). */
     TEST_TENANT_LIMITER_5: RateLimit;

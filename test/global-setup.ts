@@ -21,6 +21,7 @@ import { fillPool } from "../scripts/tenants/pool.ts";
 const SIGNUP_POOL_SIZE = 6;
 import { WORKER_TENANTS } from "./fixtures/tenants.ts";
 import { startStatementLog } from "./support/statement-log.ts";
+import { startPgBouncer } from "./support/pgbouncer.ts";
 
 const CHECKOUT_MIGRATIONS = resolve(import.meta.dirname, "../migrations");
 
@@ -32,6 +33,11 @@ declare module "vitest" {
     statementLogUrl: string;
     /** TEST_CITUS=1: the cluster's layout (JSON of CitusLayout); "" on plain PostgreSQL. */
     citusLayout: string;
+    /**
+     * TEST_DB_CLIENT=hyperdrive: the Worker's Hyperdrive binding's connection string (the app role,
+     * through a transaction-mode PgBouncer, as Hyperdrive pools); "" with the default client.
+     */
+    hyperdriveUrl: string;
   }
 }
 
@@ -130,8 +136,15 @@ export default async function setup(project: TestProject) {
   project.provide("databaseUrl", database.url);
   project.provide("sqlEndpointUrl", endpoint.url);
   project.provide("citusLayout", citus ? JSON.stringify(citus.layout) : "");
-  project.provide("workerDatabaseUrl", await prepareWorkerDatabase(database.url, citus));
+  const workerDatabaseUrl = await prepareWorkerDatabase(database.url, citus);
+  project.provide("workerDatabaseUrl", workerDatabaseUrl);
+  // TEST_DB_CLIENT=hyperdrive: the Worker reaches its database through a Hyperdrive binding. Hyperdrive
+  // pools server connections in transaction mode; a real PgBouncer in transaction mode with
+  // Hyperdrive's minimum pool size (5) stands in for that pool.
+  const hyperdrivePool = process.env.TEST_DB_CLIENT === "hyperdrive" ? await startPgBouncer(workerDatabaseUrl, 5) : undefined;
+  project.provide("hyperdriveUrl", hyperdrivePool ? `${hyperdrivePool.url(workerDatabaseUrl)}?sslmode=disable` : "");
   return async () => {
+    await hyperdrivePool?.stop();
     await endpoint.close();
     await statementLog.close();
     await database.stop();

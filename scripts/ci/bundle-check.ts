@@ -2,8 +2,9 @@
 // (`wrangler deploy --dry-run --env production --outdir <tmp>`, nothing is uploaded) and fails when
 // - the build fails (a syntax or type-stripping error, an import that cannot be resolved: without
 //   the nodejs_compat flag, wrangler refuses `node:*` and Node's built-in modules),
-// - the bundle still imports a Node built-in (`node:fs`, `fs`, ...): the Worker runs without
-//   nodejs_compat, so such an import would fail at deploy or at the first request,
+// - the bundle still imports a Node built-in (`node:fs`, `fs`, ...) that wrangler.toml's
+//   compatibility flags do not provide (nodejs_compat provides them all), so such an import would
+//   fail at deploy or at the first request,
 // - the bundle's gzip size is above BUNDLE_BUDGET_BYTES.
 // It prints the raw and gzip sizes. Exit codes: 0 within budget, 1 failed, 2 bad usage.
 import { spawnSync } from "node:child_process";
@@ -16,11 +17,13 @@ import { gzipSync } from "node:zlib";
 import { parse as parseToml } from "smol-toml";
 
 /**
- * The gzip budget of the production bundle: the size measured when the check was introduced
- * (266.5 KiB, wrangler 4.164, main on 2026-11-27) plus 20%, rounded up to a whole KiB. Raise it on
- * purpose, in this one place, when a change is worth the bytes (and say so in docs/deploying.md).
+ * The gzip budget of the production bundle. Introduced at 320 KiB (266.5 KiB measured, wrangler
+ * 4.164, main on 2026-11-27, plus 20%). Raised to 360 KiB with the Hyperdrive client
+ * (docs/hyperdrive.md): the TCP driver `pg` and its parts add 43 KiB gzipped (282.4 -> 325.4 KiB
+ * measured), and the budget keeps about 10% above that. Raise it on purpose, in this one place, when
+ * a change is worth the bytes (and say so in docs/deploying.md).
  */
-export const BUNDLE_BUDGET_BYTES = 320 * 1024;
+export const BUNDLE_BUDGET_BYTES = 360 * 1024;
 
 const WRANGLER = resolve(import.meta.dirname, "../../node_modules/.bin/wrangler");
 

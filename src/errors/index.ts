@@ -99,6 +99,9 @@ export type DatabaseErrorKind = "unavailable" | "response_too_large" | "undefine
  * from message text): undefined when the error did not come from the database at all.
  */
 export function classifyDatabaseError(error: unknown): DatabaseErrorKind | undefined {
+  // The Hyperdrive client could not connect, or lost its connection (src/db/client.ts), whatever
+  // SQLSTATE the server gave when refusing it.
+  if (chain(error).some((e) => e.name === "DatabaseConnectionError")) return "unavailable";
   const state = sqlState(error);
   if (state) {
     if (isUnavailableState(state)) return "unavailable";

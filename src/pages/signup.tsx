@@ -1,20 +1,20 @@
 /** @jsxImportSource hono/jsx */
 // Self-service sign-up on the apex (the public site): a form (no JavaScript, CSRF token) that posts
 // to POST /signup, which claims a warm-pool slot (src/tenancy/pool.ts) and creates the first admin
-// in one `sql.transaction([...])` over the HTTP driver, as the Worker's app role (DML only), then
+// in one transaction (`sql.transaction([...])` over the HTTP driver, BEGIN ... COMMIT through
+// Hyperdrive: src/db/client.ts's transactionRows), as the Worker's app role (DML only), then
 // sends the browser to the new tenant's host with a one-time sign-in link. The tenant host
 // exchanges it (GET /welcome) for its own host-only session cookie.
 import type { Context } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { and, eq } from "drizzle-orm";
-import { neon } from "@neondatabase/serverless";
 import type { AppEnv } from "../env.ts";
 import { AppError, ERROR_STATUS, sqlState } from "../errors/index.ts";
 import { mac, randomHex } from "../auth/credentials.ts";
 import { sessionSecret } from "../auth/middleware.ts";
 import { requireSameOrigin } from "../auth/csrf.ts";
 import { startSession } from "../auth/sign-in.ts";
-import { catalogDatabase, configureDriver } from "../db/client.ts";
+import { catalogDatabase, queryRows, transactionRows } from "../db/client.ts";
 import { tenantPool } from "../db/schema/shared.ts";
 import { clientKey } from "../middleware/tenant.ts";
 import { hashPassword, constantTimeEqual } from "../security/password.ts";
@@ -185,13 +185,11 @@ export async function signUp(c: Context<AppEnv>, apex: string): Promise<Response
   }
 
   const config = c.var.config;
-  configureDriver(config);
-  const sql = neon(config.DATABASE_URL);
   // Slow on purpose (PBKDF2): done before the transaction, so the claim stays short.
   const hashed = await hashPassword(admin.data.password);
   let claimed: { id: number; schema: string; userId: number; token: string } | undefined;
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !claimed; attempt++) {
-    const [check] = (await sql.query(PRE_CHECK_SQL, [slug, host, QUARANTINE_SECONDS])) as PreCheck[];
+    const [check] = (await queryRows(config, { text: PRE_CHECK_SQL, params: [slug, host, QUARANTINE_SECONDS] })) as PreCheck[];
     const taken = conflict(check!, slug, host);
     if (taken) return refuse(c, apex, taken, values);
     if (!check!.slot) {
@@ -203,19 +201,19 @@ export async function signUp(c: Context<AppEnv>, apex: string): Promise<Response
     const token = newClaimToken();
     let results: unknown[][];
     try {
-      results = (await sql.transaction([
-        sql.query(CLAIM_SLOT_SQL, [schema, token, slug, name, [host], QUARANTINE_SECONDS]),
+      results = await transactionRows(config, [
+        { text: CLAIM_SLOT_SQL, params: [schema, token, slug, name, [host], QUARANTINE_SECONDS] },
         // Acts only if this transaction's claim above succeeded (the slot carries our token).
-        sql.query(
-          `INSERT INTO ${quoteIdent(schema)}.users (email, full_name, hashed_password, role)
+        {
+          text: `INSERT INTO ${quoteIdent(schema)}.users (email, full_name, hashed_password, role)
            SELECT $3, $4, $5, 'admin' WHERE ${CLAIMED_BY_SQL} RETURNING id`,
-          [schema, token, admin.data.email, admin.data.fullName ?? null, hashed],
-        ),
-      ])) as unknown[][];
+          params: [schema, token, admin.data.email, admin.data.fullName ?? null, hashed],
+        },
+      ]);
     } catch (error) {
       if (sqlState(error) !== "23505") throw error;
       // A slug or host taken meanwhile by another sign-up (or the CLI): nothing was written.
-      const [again] = (await sql.query(PRE_CHECK_SQL, [slug, host, QUARANTINE_SECONDS])) as PreCheck[];
+      const [again] = (await queryRows(config, { text: PRE_CHECK_SQL, params: [slug, host, QUARANTINE_SECONDS] })) as PreCheck[];
       return refuse(c, apex, conflict(again!, slug, host) ?? new AppError("slug_taken", `The address ${host} is taken: choose another.`), values);
     }
     const tenant = results[0]![0] as { id: number; schema: string } | undefined;

@@ -2,6 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/index.ts";
+import { unreachableDatabase } from "./helpers.ts";
 
 async function call(path: string, bindings: object, headers: Record<string, string> = {}) {
   const ctx = createExecutionContext();
@@ -12,7 +13,7 @@ async function call(path: string, bindings: object, headers: Record<string, stri
 
 describe("the Worker when the database cannot be reached", () => {
   it("answers 503 database_unavailable with Retry-After, then recovers without a restart", async () => {
-    const down = await call("/health", { ...env, LOCAL_SQL_ENDPOINT: "http://127.0.0.1:9/sql" });
+    const down = await call("/health", unreachableDatabase());
     expect(down.status).toBe(503);
     expect(Number(down.headers.get("Retry-After"))).toBeGreaterThan(0);
     const body = await down.json<{ error: { code: string; message: string; requestId: string } }>();
@@ -24,7 +25,7 @@ describe("the Worker when the database cannot be reached", () => {
   });
 
   it("shows browsers a small HTML page with the same code", async () => {
-    const res = await call("/health", { ...env, LOCAL_SQL_ENDPOINT: "http://127.0.0.1:9/sql" }, { Accept: "text/html" });
+    const res = await call("/health", unreachableDatabase(), { Accept: "text/html" });
     expect(res.status).toBe(503);
     expect(res.headers.get("Content-Type")).toMatch(/text\/html/);
     expect(await res.text()).toContain("database_unavailable");
@@ -33,7 +34,7 @@ describe("the Worker when the database cannot be reached", () => {
 
 describe("the Worker without its configuration", () => {
   it("answers 500 misconfigured naming the missing DATABASE_URL", async () => {
-    const res = await call("/health", { ...env, DATABASE_URL: undefined });
+    const res = await call("/health", { ...env, DATABASE_URL: undefined, HYPERDRIVE: undefined });
     expect(res.status).toBe(500);
     const body = await res.json<{ error: { code: string; message: string } }>();
     expect(body.error.code).toBe("misconfigured");

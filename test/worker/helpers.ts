@@ -43,6 +43,18 @@ export async function errorCode(res: Response): Promise<string> {
   return ((await res.json()) as { error: { code: string } }).error.code;
 }
 
+/**
+ * The test bindings with a database that cannot be reached, whichever client the Worker uses: the
+ * SQL endpoint, and under TEST_DB_CLIENT=hyperdrive the Hyperdrive binding, point at a closed port.
+ */
+export function unreachableDatabase(bindings: object = env): object {
+  return {
+    ...bindings,
+    LOCAL_SQL_ENDPOINT: "http://127.0.0.1:9/sql",
+    ...(env.HYPERDRIVE ? { HYPERDRIVE: { connectionString: "postgresql://nobody:nothing@127.0.0.1:9/nowhere?sslmode=disable" } } : {}),
+  };
+}
+
 /** SQL as the server's superuser on the Worker's database, through the local endpoint. */
 export function ownerSql() {
   neonConfig.fetchEndpoint = () => env.LOCAL_SQL_ENDPOINT!;

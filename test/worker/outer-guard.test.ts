@@ -3,6 +3,7 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index.ts";
+import { unreachableDatabase } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -14,7 +15,7 @@ describe("the outer guard", () => {
     });
     vi.spyOn(console, "warn").mockImplementation(() => {});
     const request = new Request(`http://guard-${Date.now()}.test/users`, { headers: { "CF-Connecting-IP": "192.0.2.77" } });
-    const bindings = { ...env, LOCAL_SQL_ENDPOINT: "http://127.0.0.1:9/sql" };
+    const bindings = unreachableDatabase(env);
     const res = await worker.fetch(request, bindings, { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext);
     expect(res.status).toBe(500);
     expect(res.headers.get("Content-Type")).toMatch(/application\/json/);

@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { hostCacheKey } from "../../src/tenancy/cache.ts";
 import { resolutionStats } from "../../src/tenancy/resolve.ts";
-import { adminToken, errorCode, ident, ownerSql, request, schemaOf } from "./helpers.ts";
+import { adminToken, errorCode, ident, ownerSql, request, schemaOf, unreachableDatabase } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // The test bindings (vitest.config.ts) set 2 s for known hosts and 1 s for unknown ones in memory.
@@ -95,7 +95,7 @@ describe("database unreachable", () => {
   it("answers 503 database_unavailable with Retry-After on tenant routes, then recovers", async () => {
     const down = await request("umbrella.test", {
       path: "/users",
-      bindings: { ...env, LOCAL_SQL_ENDPOINT: "http://127.0.0.1:9/sql" },
+      bindings: unreachableDatabase(),
     });
     expect(down.status).toBe(503);
     expect(Number(down.headers.get("Retry-After"))).toBeGreaterThan(0);
