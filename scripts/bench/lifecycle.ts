@@ -1,5 +1,7 @@
 // Benchmark (not a test): the tenant lifecycle at fleet scale, on a throwaway embedded PostgreSQL.
 //   npm run bench:lifecycle -- [--tenants 1000] [--batch-size 500] [--no-fsync] [--pool-only] [--pool-sizes 1000,10000]
+//   npm run bench:lifecycle -- --citus [--tenants 1000] [--batch-size 500] [--no-fsync]
+//     (instead: Citus beside plain PostgreSQL, scripts/bench/lifecycle-citus.ts)
 // In one run: creating N tenants with `createTenant` (what `tenants create` runs) and one whole
 // `tenants create` process; a no-op `migrate` process; one ADD COLUMN tenant migration applied by
 // `migrate` atomically and with --batch-size, as whole processes and in-process with the time
@@ -20,6 +22,7 @@ import { createTenant, initDatabase } from "../tenants/operations.ts";
 import { dropTenantNow } from "../tenants/retention.ts";
 import { flag } from "./args.ts";
 import { benchPool, benchSignup } from "./lifecycle-pool.ts";
+import { benchCitus } from "./lifecycle-citus.ts";
 
 const TENANTS = flag("tenants", 1000);
 const BATCH = flag("batch-size", 500);
@@ -201,6 +204,14 @@ const cliCwd = join(scratch, "cwd"); // no .env, no .wrangler/state: the tenants
 const migrationsDir = join(scratch, "migrations");
 mkdirSync(cliCwd);
 cpSync(join(ROOT, "migrations"), migrationsDir, { recursive: true });
+
+if (process.argv.includes("--citus")) {
+  await benchCitus({
+    tenants: TENANTS, batch: BATCH, noFsync: NO_FSYNC, scratch, migrationsDir, cliCwd, migrateCli: MIGRATE_CLI,
+    run, addTenantMigration, say, progress,
+  });
+  process.exit(0);
+}
 
 let database: LocalDatabase | undefined;
 let client: pg.Client | undefined;
