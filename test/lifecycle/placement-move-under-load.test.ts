@@ -1,6 +1,9 @@
 // `npm run tenants -- move` while the Worker serves the tenant (TEST_CITUS=1 only: it needs the
-// local Citus cluster). The Worker runs in workerd under wrangler's dev server, connected as the app
-// role through the local SQL endpoint to the coordinator; writer and reader loops send it separate
+// local Citus cluster). The Worker runs in workerd under wrangler's dev server, connected to the
+// coordinator as the app role with each of its database clients in turn: neon-http through the
+// local SQL endpoint, and Hyperdrive (wrangler's local Hyperdrive binding, through a transaction-mode
+// PgBouncer standing in for Hyperdrive's pool, as the Worker suite's TEST_DB_CLIENT=hyperdrive does).
+// Writer and reader loops send it separate
 // HTTP requests for the tenant's host before, during and after the move (inserts, updates, reads).
 // Every request must succeed, every acknowledged write must be in the table exactly once, and
 // nothing else; the latency of the requests during the move (p50/p99/max) is printed.
@@ -17,6 +20,7 @@ import { freePort } from "../../scripts/local/postgres.ts";
 import { startSqlEndpoint, type SqlEndpoint } from "../../scripts/sql-endpoint/server.ts";
 import { signCredential } from "../../src/auth/credentials.ts";
 import { REPO_ROOT, connectTo, dropTestDatabases, freshDatabase, onCitus, show, spawnScript, TENANTS_CLI, tenantsCli } from "../support/database.ts";
+import { PGBOUNCER, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 import { distributeTenantSchemas } from "../support/placement.ts";
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
@@ -32,7 +36,9 @@ let databaseUrl: string;
 let owner: pg.Client;
 let endpoint: SqlEndpoint | undefined;
 let worker: ChildProcess | undefined;
+let bouncer: PgBouncer | undefined;
 let workerOutput = "";
+let appUrl: string;
 let scratch: string;
 let port: number;
 let schema: string;
@@ -88,13 +94,44 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-afterAll(async () => {
+async function stopWorker(): Promise<void> {
   if (worker?.pid && worker.exitCode === null) {
     try {
       process.kill(-worker.pid, "SIGTERM");
     } catch {}
     await sleep(500);
   }
+  worker = undefined;
+  await bouncer?.stop();
+  bouncer = undefined;
+}
+
+/** Serves the Worker with wrangler's dev server (scripts/bench/serve-worker.ts) until it answers for HOST. */
+async function startWorker(vars: Record<string, string>, extra: string[] = []): Promise<void> {
+  port = await freePort();
+  workerOutput = "";
+  worker = spawn(
+    process.execPath,
+    [
+      resolve(REPO_ROOT, "scripts/bench/serve-worker.ts"), "--port", String(port), "--persist-to", join(scratch, `state-${port}`),
+      ...Object.entries({ ...vars, SESSION_SECRET }).flatMap(([name, value]) => ["--var", `${name}:${value}`]), ...extra,
+    ],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  worker.stdout!.on("data", (d: Buffer) => (workerOutput += d.toString()));
+  worker.stderr!.on("data", (d: Buffer) => (workerOutput += d.toString()));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (worker.exitCode !== null) throw new Error(`the Worker exited:\n${workerOutput}`);
+    const a = await send("GET", "/items?limit=1");
+    if (a.status === 200) break;
+    if (Date.now() > deadline) throw new Error(`the Worker did not serve ${HOST} in time: ${a.status} ${a.body}\n${workerOutput}`);
+    await sleep(500);
+  }
+}
+
+afterAll(async () => {
+  await stopWorker();
   agent.destroy();
   await endpoint?.close();
   await dropTestDatabases();
@@ -125,111 +162,110 @@ describe.skipIf(!onCitus)("moving a tenant while the Worker serves it", () => {
     const now = Math.floor(Date.now() / 1000);
     auth = await signCredential(SESSION_SECRET, { k: "token", t: Number(tenant.rows[0]!.id), s: schema, u: adminId, iat: now, exp: now + 3600 });
 
-    // The Worker connects as the app role, through the local SQL endpoint, to the coordinator.
-    const appUrl = await prepareAppLogin(owner, databaseUrl);
-    const coordinator = new URL(databaseUrl);
-    endpoint = await startSqlEndpoint({ upstream: { host: coordinator.hostname, port: Number(coordinator.port) } });
-    port = await freePort();
-    worker = spawn(
-      process.execPath,
-      [
-        resolve(REPO_ROOT, "scripts/bench/serve-worker.ts"), "--port", String(port), "--persist-to", join(scratch, "state"),
-        "--var", `DATABASE_URL:${appUrl}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`, "--var", `SESSION_SECRET:${SESSION_SECRET}`,
-      ],
-      { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true },
-    );
-    worker.stdout!.on("data", (d: Buffer) => (workerOutput += d.toString()));
-    worker.stderr!.on("data", (d: Buffer) => (workerOutput += d.toString()));
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      if (worker.exitCode !== null) throw new Error(`the Worker exited:\n${workerOutput}`);
-      const a = await send("GET", "/items?limit=1");
-      if (a.status === 200) break;
-      if (Date.now() > deadline) throw new Error(`the Worker did not serve ${HOST} in time: ${a.status} ${a.body}\n${workerOutput}`);
-      await sleep(500);
-    }
+    // The Worker connects as the app role.
+    appUrl = await prepareAppLogin(owner, databaseUrl);
   });
 
-  it("serves every read and write during citus_schema_move: 0 failed requests, 0 lost or duplicated rows", async () => {
-    const before = await tenantsCli({ databaseUrl }, "placement", "--json");
-    expect(before.code, show(before)).toBe(0);
-    const from = (JSON.parse(before.stdout) as { tenants: Array<{ slug: string; node: string }> }).tenants.find((t) => t.slug === "moving")!.node;
-    const to = from === "worker1" ? "worker2" : "worker1";
-
-    const answers: Array<Answer & { kind: "write" | "update" | "read"; title?: string }> = [];
-    let stop = false;
-    /** Items whose status a PATCH changed to published (each writer publishes every other item it made). */
-    const published = new Set<number>();
-    const writer = async (w: number) => {
-      for (let seq = 0; !stop; seq++) {
-        const title = `load w${w} #${seq}`;
-        const created = await send("POST", `/users/${adminId}/items`, { title });
-        answers.push({ ...created, kind: "write", title });
-        if (seq % 2 === 1 && created.status === 201) {
-          const id = (JSON.parse(created.body) as { id: number }).id;
-          const updated = await send("PATCH", `/items/${id}`, { status: "published" });
-          answers.push({ ...updated, kind: "update" });
-          if (updated.status === 200) published.add(id);
-        }
+  describe.each([
+    { client: "neon-http", skip: false },
+    { client: "hyperdrive", skip: !PGBOUNCER },
+  ])("with the Worker's $client client", ({ client, skip }) => {
+    beforeAll(async () => {
+      if (skip) return;
+      if (client === "neon-http") {
+        const coordinator = new URL(databaseUrl);
+        endpoint ??= await startSqlEndpoint({ upstream: { host: coordinator.hostname, port: Number(coordinator.port) } });
+        await startWorker({ DATABASE_URL: appUrl, LOCAL_SQL_ENDPOINT: endpoint.url });
+      } else {
+        // No DATABASE_URL: the Worker can only reach the database through its Hyperdrive binding.
+        bouncer = await startPgBouncer(appUrl, 5);
+        await startWorker({}, ["--hyperdrive", `${bouncer.url(appUrl)}?sslmode=disable`]);
       }
-    };
-    const reader = async () => {
-      while (!stop) answers.push({ ...(await send("GET", "/items?limit=20")), kind: "read" });
-    };
-    const loops = [...Array.from({ length: WRITERS }, (_, w) => writer(w)), ...Array.from({ length: READERS }, () => reader())];
+    });
+    afterAll(stopWorker);
 
-    await sleep(2_000); // load before the move
-    const moved = await spawnScript(TENANTS_CLI, ["move", "moving", "--to", to, "--json"], { databaseUrl }).done;
-    await sleep(2_000); // and after it
-    stop = true;
-    await Promise.all(loops);
-    expect(moved.code, show(moved)).toBe(0);
-    const result = JSON.parse(moved.stdout) as { seconds: number; startedAt: string; finishedAt: string };
-    expect(result).toMatchObject({ slug: "moving", schema, from: { node: from }, to: { node: to }, mode: "auto" });
-    // The move itself: from the call of citus_schema_move to its return, as the CLI reports them.
-    const moveStart = Date.parse(result.startedAt);
-    const moveEnd = Date.parse(result.finishedAt);
+    it.skipIf(skip)("serves every read and write during citus_schema_move: 0 failed requests, 0 lost or duplicated rows", async () => {
+      const before = await tenantsCli({ databaseUrl }, "placement", "--json");
+      expect(before.code, show(before)).toBe(0);
+      const from = (JSON.parse(before.stdout) as { tenants: Array<{ slug: string; node: string }> }).tenants.find((t) => t.slug === "moving")!.node;
+      const to = from === "worker1" ? "worker2" : "worker1";
 
-    // Every request answered as it should have been.
-    const failed = answers.filter((a) => a.status !== (a.kind === "write" ? 201 : 200));
-    const during = answers.filter((a) => a.end >= moveStart && a.start <= moveEnd);
-    const latencies = during.map((a) => a.end - a.start).sort((x, y) => x - y);
-    const all = answers.map((a) => a.end - a.start).sort((x, y) => x - y);
-    const writes = answers.filter((a) => a.kind === "write");
-    console.log(
-      [
-        `move of tenant moving (${SEEDED_ITEMS} seeded items) ${from} -> ${to}: citus_schema_move took ${result.seconds.toFixed(2)} s`,
-        `requests: ${answers.length} (${writes.length} inserts, ${published.size} updates, ${answers.filter((a) => a.kind === "read").length} reads; ` +
-          `${WRITERS} writer and ${READERS} reader loops), failed: ${failed.length}`,
-        `during the move (requests in flight while citus_schema_move ran): ${during.length} requests, latency p50 ${percentile(latencies, 50).toFixed(0)} ms, ` +
-          `p99 ${percentile(latencies, 99).toFixed(0)} ms, max ${percentile(latencies, 100).toFixed(0)} ms`,
-        `whole run: p50 ${percentile(all, 50).toFixed(0)} ms, p99 ${percentile(all, 99).toFixed(0)} ms, max ${percentile(all, 100).toFixed(0)} ms`,
-      ].join("\n"),
-    );
-    expect(failed.map((a) => `${a.kind} ${a.status} ${a.body.slice(0, 200)}`)).toEqual([]);
-    // The load really overlapped the move, writes included.
-    expect(during.filter((a) => a.kind === "write").length).toBeGreaterThanOrEqual(10);
-    expect(during.filter((a) => a.kind === "update").length).toBeGreaterThanOrEqual(3);
-    expect(during.filter((a) => a.kind === "read").length).toBeGreaterThanOrEqual(10);
+      const answers: Array<Answer & { kind: "write" | "update" | "read"; title?: string }> = [];
+      let stop = false;
+      /** Items whose status a PATCH changed to published (each writer publishes every other item it made). */
+      const published = new Set<number>();
+      const writer = async (w: number) => {
+        for (let seq = 0; !stop; seq++) {
+          const title = `load ${client} w${w} #${seq}`;
+          const created = await send("POST", `/users/${adminId}/items`, { title });
+          answers.push({ ...created, kind: "write", title });
+          if (seq % 2 === 1 && created.status === 201) {
+            const id = (JSON.parse(created.body) as { id: number }).id;
+            const updated = await send("PATCH", `/items/${id}`, { status: "published" });
+            answers.push({ ...updated, kind: "update" });
+            if (updated.status === 200) published.add(id);
+          }
+        }
+      };
+      const reader = async () => {
+        while (!stop) answers.push({ ...(await send("GET", "/items?limit=20")), kind: "read" });
+      };
+      const loops = [...Array.from({ length: WRITERS }, (_, w) => writer(w)), ...Array.from({ length: READERS }, () => reader())];
 
-    // Exactly the acknowledged writes are in the table, once each, with the ids the Worker returned.
-    const acknowledged = new Map(writes.map((a) => [a.title!, (JSON.parse(a.body) as { id: number }).id]));
-    const { rows } = await owner.query<{ id: number; title: string; status: string }>(
-      `SELECT id, title, status::text FROM "${schema}".items WHERE title LIKE 'load %' ORDER BY id`,
-    );
-    expect(rows.length).toBe(acknowledged.size);
-    expect(new Set(rows.map((r) => r.title)).size).toBe(rows.length);
-    expect(Object.fromEntries(rows.map((r) => [r.title, r.id]))).toEqual(Object.fromEntries(acknowledged));
-    // Every acknowledged update is there too, and nothing else changed.
-    expect(rows.filter((r) => r.status === "published").map((r) => r.id)).toEqual([...published].sort((a, b) => a - b));
-    expect(rows.filter((r) => r.status !== "published").every((r) => r.status === "draft")).toBe(true);
-    const seeded = await owner.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".items WHERE title LIKE 'seed %'`);
-    expect(seeded.rows[0]!.n).toBe(SEEDED_ITEMS);
+      await sleep(2_000); // load before the move
+      const moved = await spawnScript(TENANTS_CLI, ["move", "moving", "--to", to, "--json"], { databaseUrl }).done;
+      await sleep(2_000); // and after it
+      stop = true;
+      await Promise.all(loops);
+      expect(moved.code, show(moved)).toBe(0);
+      const result = JSON.parse(moved.stdout) as { seconds: number; startedAt: string; finishedAt: string };
+      expect(result).toMatchObject({ slug: "moving", schema, from: { node: from }, to: { node: to }, mode: "auto" });
+      // The move itself: from the call of citus_schema_move to its return, as the CLI reports them.
+      const moveStart = Date.parse(result.startedAt);
+      const moveEnd = Date.parse(result.finishedAt);
 
-    // And the tenant is on the other worker now; the Worker still serves it.
-    const after = await tenantsCli({ databaseUrl }, "placement", "--json");
-    expect((JSON.parse(after.stdout) as { tenants: Array<{ slug: string; node: string }> }).tenants.find((t) => t.slug === "moving")!.node).toBe(to);
-    const read = await send("GET", "/items?limit=1");
-    expect(read.status, read.body).toBe(200);
+      // Every request answered as it should have been.
+      const failed = answers.filter((a) => a.status !== (a.kind === "write" ? 201 : 200));
+      const during = answers.filter((a) => a.end >= moveStart && a.start <= moveEnd);
+      const latencies = during.map((a) => a.end - a.start).sort((x, y) => x - y);
+      const all = answers.map((a) => a.end - a.start).sort((x, y) => x - y);
+      const writes = answers.filter((a) => a.kind === "write");
+      console.log(
+        [
+          `${client}: move of tenant moving (${SEEDED_ITEMS} seeded items) ${from} -> ${to}: citus_schema_move took ${result.seconds.toFixed(2)} s`,
+          `requests: ${answers.length} (${writes.length} inserts, ${published.size} updates, ${answers.filter((a) => a.kind === "read").length} reads; ` +
+            `${WRITERS} writer and ${READERS} reader loops), failed: ${failed.length}`,
+          `during the move (requests in flight while citus_schema_move ran): ${during.length} requests, latency p50 ${percentile(latencies, 50).toFixed(0)} ms, ` +
+            `p99 ${percentile(latencies, 99).toFixed(0)} ms, max ${percentile(latencies, 100).toFixed(0)} ms`,
+          `whole run: p50 ${percentile(all, 50).toFixed(0)} ms, p99 ${percentile(all, 99).toFixed(0)} ms, max ${percentile(all, 100).toFixed(0)} ms`,
+        ].join("\n"),
+      );
+      expect(failed.map((a) => `${a.kind} ${a.status} ${a.body.slice(0, 200)}`)).toEqual([]);
+      // The load really overlapped the move, writes included.
+      expect(during.filter((a) => a.kind === "write").length).toBeGreaterThanOrEqual(10);
+      expect(during.filter((a) => a.kind === "update").length).toBeGreaterThanOrEqual(3);
+      expect(during.filter((a) => a.kind === "read").length).toBeGreaterThanOrEqual(10);
+
+      // Exactly the acknowledged writes are in the table, once each, with the ids the Worker returned.
+      const acknowledged = new Map(writes.map((a) => [a.title!, (JSON.parse(a.body) as { id: number }).id]));
+      const { rows } = await owner.query<{ id: number; title: string; status: string }>(
+        `SELECT id, title, status::text FROM "${schema}".items WHERE title LIKE $1 ORDER BY id`,
+        [`load ${client} %`],
+      );
+      expect(rows.length).toBe(acknowledged.size);
+      expect(new Set(rows.map((r) => r.title)).size).toBe(rows.length);
+      expect(Object.fromEntries(rows.map((r) => [r.title, r.id]))).toEqual(Object.fromEntries(acknowledged));
+      // Every acknowledged update is there too, and nothing else changed.
+      expect(rows.filter((r) => r.status === "published").map((r) => r.id)).toEqual([...published].sort((a, b) => a - b));
+      expect(rows.filter((r) => r.status !== "published").every((r) => r.status === "draft")).toBe(true);
+      const seeded = await owner.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".items WHERE title LIKE 'seed %'`);
+      expect(seeded.rows[0]!.n).toBe(SEEDED_ITEMS);
+
+      // And the tenant is on the other worker now; the Worker still serves it.
+      const after = await tenantsCli({ databaseUrl }, "placement", "--json");
+      expect((JSON.parse(after.stdout) as { tenants: Array<{ slug: string; node: string }> }).tenants.find((t) => t.slug === "moving")!.node).toBe(to);
+      const read = await send("GET", "/items?limit=1");
+      expect(read.status, read.body).toBe(200);
+    });
   });
 });
