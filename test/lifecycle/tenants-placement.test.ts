@@ -15,7 +15,7 @@ const TENANTS = ["acme", "globex", "initech"] as const;
 
 interface PlacementJson {
   citusVersion: string;
-  nodes: Array<{ name: string; address: string; host: string; port: number; groupId: number; tenants: number; poolSlots: number; bytes: number; shouldHaveShards: boolean }>;
+  nodes: Array<{ name: string; address: string; host: string; port: number; nodeId: number; groupId: number; tenants: number; poolSlots: number; bytes: number; shouldHaveShards: boolean }>;
   tenants: Array<{ slug: string; schema: string; node: string | null; address: string | null; distributed: boolean; bytes: number; status: string }>;
 }
 
@@ -59,6 +59,8 @@ describe.skipIf(!onCitus)("on Citus", () => {
   const nodeOf = async (slug: string) => (await placement()).tenants.find((t) => t.slug === slug)!.node!;
   const other = (node: string) => (node === "worker1" ? "worker2" : "worker1");
   const schemas: Record<string, string> = {};
+  /** The warm pool's unclaimed slots (distributed schemas too). */
+  let poolSchemas: string[] = [];
 
   /** The tenant tables whose shard (their rows) exists on a worker itself, asked of that worker over its socket. */
   async function tablesOnNode(port: number, schema: string): Promise<string[]> {
@@ -88,6 +90,10 @@ describe.skipIf(!onCitus)("on Citus", () => {
       expect(r.code, show(r)).toBe(0);
       schemas[slug] = JSON.parse(r.stdout).schema;
     }
+    const pool = await cli("pool", "fill", "--size", "2");
+    expect(pool.code, show(pool)).toBe(0);
+    poolSchemas = (await client.query<{ schema: string }>("SELECT schema_name AS schema FROM shared.tenant_pool WHERE claimed_at IS NULL ORDER BY 1")).rows.map((r) => r.schema);
+    expect(poolSchemas).toHaveLength(2);
     await distributeTenantSchemas(client);
     const acme = schemas.acme!;
     await client.query(`INSERT INTO "${acme}".users (email, hashed_password) SELECT 'user' || g || '@acme.test', 'x' FROM generate_series(1, 50) g`);
@@ -118,10 +124,20 @@ describe.skipIf(!onCitus)("on Citus", () => {
     const size = (slug: string) => p.tenants.find((t) => t.slug === slug)!.bytes;
     expect(size("acme")).toBeGreaterThan(size("globex"));
     expect(size("globex")).toBeGreaterThan(0);
+    // Per node: its tenants, and the pool slots on it (counted, and in its bytes).
+    const { rows: slots } = await client.query<{ port: number }>(
+      `SELECT DISTINCT c.relnamespace::regnamespace::text AS schema, s.nodeport AS port FROM citus_shards s JOIN pg_class c ON c.oid = s.table_name
+       WHERE c.relnamespace::regnamespace::text = ANY($1)`,
+      [poolSchemas],
+    );
+    expect(slots).toHaveLength(2);
     for (const n of p.nodes) {
       const here = p.tenants.filter((t) => t.node === n.name);
       expect(n.tenants).toBe(here.length);
-      expect(n.bytes).toBe(here.reduce((sum, t) => sum + t.bytes, 0));
+      expect(n.poolSlots).toBe(slots.filter((s) => s.port === n.port).length);
+      const tenantBytes = here.reduce((sum, t) => sum + t.bytes, 0);
+      if (n.poolSlots) expect(n.bytes).toBeGreaterThan(tenantBytes);
+      else expect(n.bytes).toBe(tenantBytes);
     }
     expect(p.nodes[0]!.shouldHaveShards).toBe(false);
 
@@ -131,7 +147,7 @@ describe.skipIf(!onCitus)("on Citus", () => {
     expect(lines[0]).toMatch(/^SLUG\s+SCHEMA\s+NODE\s+SIZE\s+STATUS$/);
     const acme = p.tenants.find((t) => t.slug === "acme")!;
     expect(lines.find((l) => l.startsWith("acme "))).toMatch(new RegExp(`^acme\\s+${acme.schema}\\s+${acme.node}\\s+\\d+ (bytes|kB|MB)\\s+active$`));
-    expect(lines.find((l) => l.startsWith("worker2 "))).toMatch(new RegExp(`^worker2\\s+\\S+:${layout.ports[2]}\\s+${p.nodes[2]!.tenants}\\s+0\\s+\\d+ (bytes|kB|MB)$`));
+    expect(lines.find((l) => l.startsWith("worker2 "))).toMatch(new RegExp(`^worker2\\s+\\S+:${layout.ports[2]}\\s+${p.nodes[2]!.tenants}\\s+${p.nodes[2]!.poolSlots}\\s+\\d+ (bytes|kB|MB)$`));
     expect(lines.find((l) => l.startsWith("coordinator "))).toContain("takes no shards");
   });
 
@@ -199,10 +215,18 @@ describe.skipIf(!onCitus)("on Citus", () => {
   });
 
   it("rebalance --dry-run shows what it would move; rebalance moves it and prints the moves; then the cluster is balanced", async () => {
-    // Everything on worker1 first.
+    // Everything on worker1 first: the tenants with move, the pool slots with Citus' own function.
     for (const slug of TENANTS) if ((await nodeOf(slug)) !== "worker1") expect((await cli("move", slug, "--to", "worker1")).code).toBe(0);
+    const worker1 = (await placement()).nodes.find((n) => n.name === "worker1")!;
+    for (const schema of poolSchemas) {
+      await client.query("SELECT citus_schema_move($1::regnamespace, $2::int) WHERE NOT EXISTS (SELECT 1 FROM citus_shards s JOIN pg_class c ON c.oid = s.table_name WHERE c.relnamespace = $1::regnamespace AND s.nodeport = $3)", [
+        schema,
+        worker1.nodeId,
+        worker1.port,
+      ]);
+    }
     const crowded = await placement();
-    expect(crowded.nodes.find((n) => n.name === "worker1")!.tenants).toBe(3);
+    expect(crowded.nodes.find((n) => n.name === "worker1")).toMatchObject({ tenants: 3, poolSlots: 2 });
 
     const dry = await cli("rebalance", "--dry-run", "--json");
     expect(dry.code, show(dry)).toBe(0);
@@ -210,7 +234,8 @@ describe.skipIf(!onCitus)("on Citus", () => {
     expect(plan.dryRun).toBe(true);
     expect(plan.moves.length).toBeGreaterThanOrEqual(1);
     for (const m of plan.moves) {
-      expect(TENANTS).toContain(m.slug);
+      if (m.slug === null) expect(poolSchemas).toContain(m.schema);
+      else expect(schemas[m.slug]).toBe(m.schema);
       expect([m.from, m.to]).toEqual(["worker1", "worker2"]);
     }
     expect(await placement()).toEqual(crowded);
@@ -219,10 +244,13 @@ describe.skipIf(!onCitus)("on Citus", () => {
     expect(run.code, show(run)).toBe(0);
     const after = await placement();
     const moved = after.tenants.filter((t) => t.node === "worker2").map((t) => t.slug);
-    expect(moved.length).toBeGreaterThanOrEqual(1);
-    expect(moved.length).toBeLessThanOrEqual(2);
-    expect(run.stdout).toMatch(new RegExp(`^Rebalanced \\(Citus job \\d+\\) in \\d+\\.\\d s: moved ${moved.length} schema\\(s\\):\\n`));
+    const movedSlots = after.nodes.find((n) => n.name === "worker2")!.poolSlots;
+    // Five schemas of two tables each on worker1: the rebalancer leaves two or three there.
+    expect(moved.length + movedSlots).toBeGreaterThanOrEqual(2);
+    expect(moved.length + movedSlots).toBeLessThanOrEqual(3);
+    expect(run.stdout).toMatch(new RegExp(`^Rebalanced \\(Citus job \\d+\\) in \\d+\\.\\d s: moved ${moved.length + movedSlots} schema\\(s\\):\\n`));
     for (const slug of moved) expect(run.stdout).toMatch(new RegExp(`^ {2}tenant ${slug} \\(${schemas[slug]}\\): worker1 -> worker2 \\(\\d+ (bytes|kB|MB)\\)$`, "m"));
+    expect(run.stdout.match(/^ {2}pool slot tenant_[a-z0-9]+: worker1 -> worker2 \(\d+ (bytes|kB|MB)\)$/gm) ?? []).toHaveLength(movedSlots);
     expect(await tenantRows(client, schemas.acme!)).toMatchObject({ users: expect.any(Array) });
     expect((await tenantRows(client, schemas.acme!)).items).toHaveLength(1000);
 
