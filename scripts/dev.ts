@@ -2,7 +2,7 @@
 // Ctrl-C stops all three; so does any one of them exiting, and it says which. Options:
 // `--delay-ms N` adds N ms to every database request (production's edge-to-region round trips),
 // `--show-url` prints DATABASE_URL with its password, `--unsafe-listen` allows a non-loopback
-// LOCAL_SQL_HOST.
+// LOCAL_SQL_HOST, `--hyperdrive` serves the Worker with its Hyperdrive client (docs/hyperdrive.md).
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -77,13 +77,30 @@ writeFileSync(
 const removeBindings = () => rmSync(bindingsDir, { recursive: true, force: true });
 
 // 4. wrangler dev, in its own process group so that stopping it also stops workerd under it.
+// --hyperdrive: wrangler.toml's `hyperdrive` environment, whose HYPERDRIVE binding miniflare connects
+// straight to the database given (as the app role) in wrangler's own environment variable; the
+// Worker then uses its TCP client instead of the HTTP one.
+const hyperdriveLocal = new URL(workerDatabaseUrl);
+if (!hyperdriveLocal.searchParams.has("sslmode")) hyperdriveLocal.searchParams.set("sslmode", "disable");
 const wrangler = spawn(
   resolve("node_modules/.bin/wrangler"),
-  ["dev", "--port", String(config.WORKER_PORT), "--env-file", bindingsFile, "--show-interactive-dev-session=false"],
+  [
+    "dev",
+    "--port",
+    String(config.WORKER_PORT),
+    "--env-file",
+    bindingsFile,
+    "--show-interactive-dev-session=false",
+    ...(args.hyperdrive ? ["--env", "hyperdrive"] : []),
+  ],
   {
     stdio: ["ignore", "inherit", "inherit"],
     detached: true,
-    env: { ...process.env, CLOUDFLARE_INCLUDE_PROCESS_ENV: "false" },
+    env: {
+      ...process.env,
+      CLOUDFLARE_INCLUDE_PROCESS_ENV: "false",
+      ...(args.hyperdrive ? { CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: hyperdriveLocal.toString() } : {}),
+    },
   },
 );
 
@@ -133,6 +150,7 @@ console.log(
       : []),
     ...(stack.database.embedded ? [`Public site: http://localhost:${config.WORKER_PORT}/`] : []),
     `API docs: http://acme.localhost:${config.WORKER_PORT}/docs   Health: http://localhost:${config.WORKER_PORT}/health`,
+    `Database client: ${args.hyperdrive ? "hyperdrive (wrangler dev --env hyperdrive; TCP straight to the database as the app role)" : "neon-http (through the local SQL endpoint)"}`,
     "Ctrl-C stops everything.",
   ].join("\n"),
 );

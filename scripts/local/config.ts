@@ -67,6 +67,8 @@ export interface StackArgs {
   unsafeListen: boolean;
   /** `--citus`: a local Citus cluster (coordinator + two workers) instead of the single server. */
   citus: boolean;
+  /** `--hyperdrive` (npm run dev only): the Worker's Hyperdrive client instead of neon-http (docs/hyperdrive.md). */
+  hyperdrive: boolean;
 }
 
 /**
@@ -74,13 +76,14 @@ export interface StackArgs {
  * saying what was wrong.
  */
 export function stackArgs(command: string, args: string[], config: LocalConfig): StackArgs {
-  const result: StackArgs = { delayMs: config.LOCAL_SQL_DELAY_MS, showUrl: false, unsafeListen: false, citus: false };
-  const usage = `${command} takes --citus, --delay-ms N, --show-url and --unsafe-listen`;
+  const result: StackArgs = { delayMs: config.LOCAL_SQL_DELAY_MS, showUrl: false, unsafeListen: false, citus: false, hyperdrive: false };
+  const usage = `${command} takes --citus${command === "npm run dev" ? ", --hyperdrive" : ""}, --delay-ms N, --show-url and --unsafe-listen`;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--show-url") result.showUrl = true;
     else if (arg === "--unsafe-listen") result.unsafeListen = true;
     else if (arg === "--citus") result.citus = true;
+    else if (arg === "--hyperdrive" && command === "npm run dev") result.hyperdrive = true;
     else if (arg === "--delay-ms") {
       const value = Number(args[++i]);
       if (args[i] === undefined || args[i] === "" || !Number.isFinite(value) || value < 0) {
