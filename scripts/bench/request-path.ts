@@ -16,7 +16,13 @@
 // Limiting and Analytics Engine; node: wrangler's own process, which also receives the log lines).
 // The Worker is served without the DevTools inspector that `wrangler dev` attaches (see
 // scripts/bench/serve-worker.ts); --inspector measures with it.
+// --client hyperdrive adds (e) and (f): (a) and (b) with the Worker's Hyperdrive client (a HYPERDRIVE
+// binding, miniflare's local Hyperdrive straight to the database over TCP; docs/hyperdrive.md), in
+// the same run and rounds as the neon-http rows; they are measured in the 0 ms round only (the added
+// delay is the HTTP endpoint's, which they do not use). --citus runs everything on a local Citus
+// cluster (coordinator + two workers; scripts/local/citus.ts) instead of one embedded PostgreSQL.
 //   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5] [--flood 10000] [--path /users/1] [--inspector]
+//     [--client neon-http|hyperdrive] [--citus]
 import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
@@ -26,7 +32,8 @@ import { randomBytes } from "node:crypto";
 import { signCredential } from "../../src/auth/credentials.ts";
 import { connect } from "../db/connect.ts";
 import { getByHost } from "../local/http.ts";
-import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
+import { freePort, startEmbeddedPostgres, type LocalDatabase } from "../local/postgres.ts";
+import { freeCitusPorts, startCitusCluster } from "../local/citus.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import { startSqlEndpoint } from "../sql-endpoint/server.ts";
 import { createTenant, initDatabase } from "../tenants/operations.ts";
@@ -43,19 +50,30 @@ const floodCount = flag("flood", 10_000);
 const FLOOD_CLIENT = "203.0.113.7";
 const FLOOD_PREFIX = "flood-";
 const slugs = Array.from({ length: tenantCount }, (_, i) => `bench${i + 1}`);
+const clientFlag = process.argv.indexOf("--client");
+const CLIENT = clientFlag === -1 ? "neon-http" : process.argv[clientFlag + 1];
+if (CLIENT !== "neon-http" && CLIENT !== "hyperdrive") {
+  console.error(`error: --client is neon-http (the default) or hyperdrive (adds the Hyperdrive client's rows), not "${CLIENT ?? ""}"`);
+  process.exit(2);
+}
+const onCitus = process.argv.includes("--citus");
 
 interface Variant {
   name: string;
   resolution: string;
   /** "off": no per-request log line, data point or per-tenant limit (REQUEST_TELEMETRY, local only). */
   telemetry?: "off";
+  /** Served with a HYPERDRIVE binding: the Worker's Hyperdrive client instead of neon-http. */
+  hyperdrive?: boolean;
   port: number;
   worker?: BenchWorker;
   persist: string;
 }
 
 const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-bench-path-"));
-const database = await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true });
+const database: LocalDatabase = onCitus
+  ? await startCitusCluster({ dataDir: join(scratch, "citus"), port: await freeCitusPorts(), ephemeral: true, database: "edge_tenants_bench" })
+  : await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true });
 let catalogQueries = 0;
 let floodCatalogQueries = 0;
 const endpoint = await startSqlEndpoint({
@@ -74,6 +92,18 @@ const variants: Variant[] = [
   { name: "(c) catalog every request", resolution: "catalog", port: await freePort(), persist: join(scratch, "kv-c") },
   { name: "(d) (a) without logs/metrics/limits", resolution: "cache", telemetry: "off", port: await freePort(), persist: join(scratch, "kv-d") },
 ];
+if (CLIENT === "hyperdrive") {
+  variants.push(
+    { name: "(e) (a) through Hyperdrive", resolution: "cache", hyperdrive: true, port: await freePort(), persist: join(scratch, "kv-e") },
+    { name: "(f) (b) through Hyperdrive", resolution: "fixed:", hyperdrive: true, port: await freePort(), persist: join(scratch, "kv-f") },
+  );
+}
+/** The Hyperdrive variants' connection string: the database itself (miniflare does not pool). */
+const hyperdriveUrl = (() => {
+  const url = new URL(database.url);
+  url.searchParams.set("sslmode", "disable");
+  return url.toString();
+})();
 
 const agent = new Agent({ keepAlive: true, maxSockets: concurrency * 2 });
 
@@ -146,11 +176,11 @@ try {
       `INSERT INTO "${tenant.schema}".users (email, hashed_password) VALUES ('owner@${slug}.test', 'x');
        INSERT INTO "${tenant.schema}".items (title, owner_id) SELECT 'item ' || g, 1 FROM generate_series(1, 3) g;`,
     );
-    if (slug === slugs[0]) variants[1]!.resolution = `fixed:${tenant.schema}`;
+    if (slug === slugs[0]) for (const v of variants) if (v.resolution.startsWith("fixed:")) v.resolution = `fixed:${tenant.schema}`;
     for (const v of variants) if (!v.resolution.startsWith("fixed:")) await tokenFor(v.port, `${slug}.localhost`, Number(tenant.id), tenant.schema);
   }
   const fixedSchema = variants[1]!.resolution.slice("fixed:".length);
-  for (const slug of slugs) await tokenFor(variants[1]!.port, `${slug}.localhost`, 0, fixedSchema);
+  for (const v of variants) if (v.resolution.startsWith("fixed:")) for (const slug of slugs) await tokenFor(v.port, `${slug}.localhost`, 0, fixedSchema);
   await client.end();
 
   for (const variant of variants) {
@@ -164,40 +194,45 @@ try {
         SESSION_SECRET: sessionSecret,
         ...(variant.telemetry ? { REQUEST_TELEMETRY: variant.telemetry } : {}),
       },
+      ...(variant.hyperdrive ? { hyperdrive: hyperdriveUrl } : {}),
     });
   }
   for (const variant of variants) await waitUntilServing(variant.name, () => get(variant.port, `${slugs[0]}.localhost`, PATH), variant.worker);
 
   console.log(
     `GET ${PATH} via ${servedBy}, ${tenantCount} tenants' hosts in turn, concurrency ${concurrency}, ` +
-      `${rounds} alternating rounds of ${seconds} s per variant`,
+      `${rounds} alternating rounds of ${seconds} s per variant; ${onCitus ? "a local Citus cluster (coordinator + 2 workers)" : "one embedded PostgreSQL"}` +
+      (CLIENT === "hyperdrive" ? "; (e) and (f): the Hyperdrive client (TCP, a connection per request), 0 ms round only" : ""),
   );
   for (const delay of [0, 20]) {
     endpoint.setDelayMs(delay);
-    for (const variant of variants) for (const slug of slugs) await get(variant.port, `${slug}.localhost`, PATH);
-    await Promise.all(variants.map((v) => load(v, 1000)));
+    // The added delay is the HTTP endpoint's: the Hyperdrive variants run in the 0 ms round only.
+    const active = variants.filter((v) => delay === 0 || !v.hyperdrive);
+    for (const variant of active) for (const slug of slugs) await get(variant.port, `${slug}.localhost`, PATH);
+    await Promise.all(active.map((v) => load(v, 1000)));
     cpuUnderLoad.clear();
-    const samples = new Map(variants.map((v) => [v.name, [] as Array<Awaited<ReturnType<typeof load>>>]));
+    const samples = new Map(active.map((v) => [v.name, [] as Array<Awaited<ReturnType<typeof load>>>]));
     let warmRequests = 0;
     let warmCatalog = 0;
     for (let r = 0; r < rounds; r++) {
-      for (const variant of variants) {
+      for (const variant of active) {
         const before = catalogQueries;
         const sample = await load(variant, seconds * 1000);
         samples.get(variant.name)!.push(sample);
-        if (variant.resolution === "cache" && !variant.telemetry) {
+        if (variant.resolution === "cache" && !variant.telemetry && !variant.hyperdrive) {
           warmRequests += sample.latencies.length;
           warmCatalog += catalogQueries - before;
         }
       }
     }
-    const [a, b, c, d] = variants.map((v) => summarize(samples.get(v.name)!));
+    const summaries = active.map((v) => summarize(samples.get(v.name)!));
+    const [a, b, c, d, e, f] = summaries;
     console.log(`\nendpoint delay ${delay} ms per database request`);
     console.log(
       `${"".padEnd(38)} ${"req/s".padStart(6)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"requests".padStart(8)} failures  CPU ms per request`,
     );
-    variants.forEach((v, i) => {
-      const s = [a, b, c, d][i]!;
+    active.forEach((v, i) => {
+      const s = summaries[i]!;
       const cpu = Object.entries(cpuUnderLoad.get(v.name) ?? {})
         .filter(([, ms]) => ms > 0)
         .sort(([x], [y]) => x.localeCompare(y))
@@ -209,6 +244,7 @@ try {
     });
     const perThousand = (warmCatalog / warmRequests) * 1000;
     console.log(`a/b throughput ${(a!.rps / b!.rps).toFixed(3)} (target >= 0.97)`);
+    if (e && f) console.log(`e/f throughput ${(e.rps / f.rps).toFixed(3)} (the Hyperdrive client: warm tenancy / fixed schema; target >= 0.97)`);
     console.log(`a/c throughput ${(a!.rps / c!.rps).toFixed(3)} (target >= ${delay ? "1.8" : "1.2"})`);
     console.log(`a/d throughput ${(a!.rps / d!.rps).toFixed(3)} (the cost of the log line, data point and per-tenant limit; target >= 0.95)`);
     console.log(`catalog queries per 1,000 warm requests of (a): ${perThousand.toFixed(2)} (target 0)`);

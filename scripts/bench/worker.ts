@@ -22,19 +22,26 @@ export interface BenchWorker {
   stop(): Promise<void>;
 }
 
-export async function startBenchWorker(options: { port: number; persist: string; vars: Record<string, string> }): Promise<BenchWorker> {
+/**
+ * `hyperdrive`: a connection string for a HYPERDRIVE binding (the Worker's Hyperdrive client,
+ * docs/hyperdrive.md); with --inspector, wrangler.toml's `hyperdrive` environment.
+ */
+export async function startBenchWorker(options: { port: number; persist: string; vars: Record<string, string>; hyperdrive?: string }): Promise<BenchWorker> {
   const vars = Object.entries(options.vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+  const hyperdriveEnv = options.hyperdrive ? { CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: options.hyperdrive } : {};
   const child = withInspector
     ? spawn(
         resolve("node_modules/.bin/wrangler"),
         ["dev", "--port", String(options.port), "--inspector-port", String(await freePort()), "--persist-to", options.persist,
-          "--show-interactive-dev-session=false", "--log-level", "error", ...vars],
-        { stdio: ["ignore", "ignore", "inherit"], detached: true },
+          "--show-interactive-dev-session=false", "--log-level", "error", ...vars, ...(options.hyperdrive ? ["--env", "hyperdrive"] : [])],
+        { stdio: ["ignore", "ignore", "inherit"], detached: true, env: { ...process.env, ...hyperdriveEnv } },
       )
-    : spawn(process.execPath, [resolve("scripts/bench/serve-worker.ts"), "--port", String(options.port), "--persist-to", options.persist, ...vars], {
-        stdio: ["ignore", "ignore", "inherit"],
-        detached: true,
-      });
+    : spawn(
+        process.execPath,
+        [resolve("scripts/bench/serve-worker.ts"), "--port", String(options.port), "--persist-to", options.persist, ...vars,
+          ...(options.hyperdrive ? ["--hyperdrive", options.hyperdrive] : [])],
+        { stdio: ["ignore", "ignore", "inherit"], detached: true },
+      );
   return {
     process: child,
     cpu: () => groupCpu(child.pid!),
