@@ -18,6 +18,8 @@ export interface Migration {
   parsed: ParsedStatement[];
   /** The file's SQL, each statement ended by `;`; tenant files: cut at each placeholder qualifier. */
   pieces: string[];
+  /** Each statement on its own, cut the same way (sent one per query on Citus). */
+  statementPieces: string[][];
 }
 
 export interface MigrationSet {
@@ -43,7 +45,7 @@ export function parseMigrationFile(track: Track, name: string, text: string): Om
     const [first, ...more] = parsed.problems.map((p) => describeProblem(file, p));
     throw new MigrationFileError(`${first!.replace(`${file},`, `${file} is refused:`)}${more.map((m) => `\n  ${m}`).join("")}`);
   }
-  return { track, name, statements: parsed.statements.map((s) => s.text), parsed: parsed.statements, pieces: parsed.pieces };
+  return { track, name, statements: parsed.statements.map((s) => s.text), parsed: parsed.statements, pieces: parsed.pieces, statementPieces: parsed.statementPieces };
 }
 
 /** SHA-256 of a migration file's text with its line endings normalized to LF. */
@@ -98,4 +100,18 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): MigrationSet {
 /** One SQL text (several statements) applying `migration` to `schemaName` (the tenant's schema, or shared). */
 export function migrationSql(migration: Migration, schemaName: string): string {
   return migration.track === "tenant" ? bindPieces(migration.pieces, schemaName) : migration.pieces.join("");
+}
+
+/** Each statement of `migration` bound to `schemaName`, one query each. */
+export function migrationStatements(migration: Migration, schemaName: string): string[] {
+  return migration.statementPieces.map((pieces) => (migration.track === "tenant" ? bindPieces(pieces, schemaName) : pieces.join("")));
+}
+
+/**
+ * The queries that apply `migration` to `schemaName`: the whole file in one query on PostgreSQL,
+ * one statement per query on Citus (several statements in one query string fail there when they
+ * include CREATE INDEX or ADD CONSTRAINT on distributed tables, citusdata/citus#6608).
+ */
+export function migrationQueries(migration: Migration, schemaName: string, citus: boolean): string[] {
+  return citus ? migrationStatements(migration, schemaName) : [migrationSql(migration, schemaName)];
 }

@@ -8,7 +8,8 @@
 // (retried with backoff), an optional statement_timeout and client_connection_check_interval.
 import type pg from "pg";
 import { grantMissingOnTenantSchemas } from "../db/roles.ts";
-import { migrationSql, type Migration, type MigrationSet } from "./files.ts";
+import { SHARED_SHARDING_OFF_SQL, citusFor, referenceSharedTables } from "../db/citus.ts";
+import { migrationQueries, type Migration, type MigrationSet } from "./files.ts";
 import { estimateLocks } from "./lock-estimate.ts";
 import {
   NotInitializedError,
@@ -149,9 +150,13 @@ function pgMessage(error: unknown): string {
 }
 
 async function applyShared(client: pg.Client, pending: Migration[]): Promise<void> {
+  if (pending.length === 0) return;
+  const citus = await citusFor(client);
+  // On Citus: `shared` stays an ordinary schema; its new tables become reference tables (after).
+  if (citus) await client.query(SHARED_SHARDING_OFF_SQL);
   for (const migration of pending) {
     try {
-      await client.query(migrationSql(migration, "shared"));
+      for (const query of migrationQueries(migration, "shared", citus)) await client.query(query);
     } catch (error) {
       throw new MigrationError(`shared migration ${migration.name} failed: ${pgMessage(error)}`, undefined, migration.name, {
         cause: error,
@@ -159,12 +164,14 @@ async function applyShared(client: pg.Client, pending: Migration[]): Promise<voi
       });
     }
   }
+  if (citus) await referenceSharedTables(client);
 }
 
-async function applyTenant(client: pg.Client, plan: TenantPlan): Promise<void> {
+async function applyTenant(client: pg.Client, plan: TenantPlan, citus: boolean): Promise<void> {
   for (const migration of plan.pending) {
     try {
-      await client.query(migrationSql(migration, plan.tenant.schema));
+      // On Citus one statement per query (citusdata/citus#6608), in the same transaction.
+      for (const query of migrationQueries(migration, plan.tenant.schema, citus)) await client.query(query);
     } catch (error) {
       throw new MigrationError(
         `migration tenant/${migration.name} failed on tenant ${plan.tenant.slug} (schema ${plan.tenant.schema}): ${pgMessage(error)}`,
@@ -267,6 +274,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
   }
 
   try {
+    const citus = await citusFor(client);
     const total = plan.tenants.length;
     const progress = options.onProgress ?? (() => {});
 
@@ -280,7 +288,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
         await applyShared(client, plan.shared);
         await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
         for (let i = 0; i < total; i++) {
-          await applyTenant(client, plan.tenants[i]!);
+          await applyTenant(client, plan.tenants[i]!, citus);
           if ((i + 1) % 100 === 0) progress(i + 1, total);
         }
         await grantMissingOnTenantSchemas(client, plan.tenants.map((p) => p.tenant.schema), options.appRole);
@@ -321,7 +329,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
       }
       try {
         await run.transaction(async () => {
-          for (const tenantPlan of group.plans) await applyTenant(client, tenantPlan);
+          for (const tenantPlan of group.plans) await applyTenant(client, tenantPlan, citus);
           await grantMissingOnTenantSchemas(client, group.plans.map((p) => p.tenant.schema), options.appRole);
           await record(client, ledgerRows(group.plans));
         }, failedSchema);

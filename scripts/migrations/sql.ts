@@ -63,6 +63,12 @@ export interface ParsedSql {
   sql: string;
   /** `sql` cut at every placeholder qualifier: `pieces.join('"tenant_x"')` binds it to a schema. */
   pieces: string[];
+  /**
+   * Each statement's text (as `statements[i].text`) cut the same way, to send one statement per
+   * query: Citus refuses several statements in one query string when they include CREATE INDEX or
+   * ADD CONSTRAINT on distributed tables (citusdata/citus#6608).
+   */
+  statementPieces: string[][];
   statements: ParsedStatement[];
   problems: Problem[];
 }
@@ -638,6 +644,7 @@ export function parseMigration(text: string, track: Track): ParsedSql {
   const statements: ParsedStatement[] = [];
   const problems: Problem[] = [];
   const pieces: string[] = [];
+  const statementPieces: string[][] = [];
   let sql = "";
   let pieceStart = 0;
   let offset = 0;
@@ -689,7 +696,21 @@ export function parseMigration(text: string, track: Track): ParsedSql {
       const walker = new Walker(names);
       walker.statement(kind, node);
       names.finish();
-      statements.push({ number, line, kind, text: chunk.slice(startIndex, index(endByte)).trim(), node, refs: names.refs });
+      const raw = chunk.slice(startIndex, index(endByte));
+      const textStart = startIndex + (raw.length - raw.trimStart().length);
+      const textEnd = startIndex + raw.trimEnd().length;
+      statements.push({ number, line, kind, text: chunk.slice(textStart, textEnd), node, refs: names.refs });
+      const own: string[] = [];
+      let ownStart = textStart;
+      if (track === "tenant") {
+        for (const i of [...names.qualifiers].sort((a, b) => a - b)) {
+          const token = tokens[i]!;
+          own.push(chunk.slice(ownStart, index(token.start)));
+          ownStart = index(token.end);
+        }
+      }
+      own.push(chunk.slice(ownStart, Math.max(ownStart, textEnd)));
+      statementPieces.push(own);
       const report = (message: string) => problems.push({ statement: number, line, message });
       if (track === "tenant") {
         const refused = refusedStatement(kind, node);
@@ -716,7 +737,7 @@ export function parseMigration(text: string, track: Track): ParsedSql {
     }
   }
   pieces.push(sql.slice(pieceStart));
-  return { sql, pieces, statements, problems };
+  return { sql, pieces, statementPieces, statements, problems };
 }
 
 /** The SQL of a parsed tenant file bound to `schemaName`: the pieces joined by the quoted schema. */

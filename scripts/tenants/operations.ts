@@ -7,7 +7,8 @@ import { applyAppRole, appRoleMissingError, tenantCreationGrantSql, type AppRole
 import { CREATE_LOCK_TABLE_SQL, commandTransaction } from "../migrations/lock.ts";
 import { STALENESS_BOUND_SECONDS } from "./staleness.ts";
 import { claimSlotLocked, requireAtHead } from "./pool.ts";
-import { migrationSql, type MigrationSet } from "../migrations/files.ts";
+import { migrationQueries, type MigrationSet } from "../migrations/files.ts";
+import { SHARED_SHARDING_OFF_SQL, citusFor, createTenantSchemaQueries, referenceSharedTables } from "../db/citus.ts";
 import { CREATE_LEDGER_SQL, LEDGER_TABLE, ledgerExists, recordSql } from "../migrations/ledger.ts";
 
 /** A refused tenant command: one line for the user, and nothing changed. */
@@ -81,10 +82,45 @@ export async function initDatabase(client: pg.Client, migrations: MigrationSet, 
 
 /** Inside init's (or adopt's) transaction: the ledger, schema `shared` at head and the lock table. */
 export async function createCatalog(client: pg.Client, migrations: MigrationSet): Promise<void> {
+  const citus = await citusFor(client);
+  // On Citus: `shared` is an ordinary schema, never a distributed one, whatever the server's default.
+  if (citus) await client.query(SHARED_SHARDING_OFF_SQL);
   await client.query(CREATE_LEDGER_SQL);
-  for (const migration of migrations.shared) await client.query(migrationSql(migration, "shared"));
+  for (const migration of migrations.shared) {
+    for (const query of migrationQueries(migration, "shared", citus)) await client.query(query);
+  }
   await client.query(CREATE_LOCK_TABLE_SQL);
   await client.query(recordSql(client, migrations.shared.map((migration) => ({ schema: "shared", migration }))));
+  if (citus) await referenceSharedTables(client);
+}
+
+/**
+ * Inside the caller's transaction: a new, empty tenant schema (a distributed schema on Citus) with
+ * the app role's grants, the tenant migrations `tenant` applied and recorded in the ledger.
+ * `before` runs first in the same way (e.g. the catalog rows).
+ */
+export async function createTenantSchema(
+  client: pg.Client,
+  schema: string,
+  migrations: MigrationSet["tenant"],
+  roles: AppRoleOptions,
+  before: string[] = [],
+): Promise<void> {
+  const citus = await citusFor(client);
+  const queries = [
+    ...before,
+    ...createTenantSchemaQueries(quoteIdent(schema), citus),
+    tenantCreationGrantSql(schema, roles),
+    ...migrations.flatMap((m) => migrationQueries(m, schema, citus)),
+    recordSql(client, migrations.map((migration) => ({ schema, migration }))),
+  ];
+  try {
+    // One round trip on PostgreSQL; one statement per query on Citus (citusdata/citus#6608).
+    if (citus) for (const query of queries) await client.query(query);
+    else await client.query(queries.join("\n"));
+  } catch (error) {
+    throw appRoleMissingError(error, roles) ?? error;
+  }
 }
 
 export function checkHosts(hosts: string[]): string[] {
@@ -269,16 +305,7 @@ export async function createTenant(
       return;
     }
     const schema = await unusedSchemaName(client);
-    const ddl = [
-      await registerTenantSql(client, { slug: input.slug, name, schema, hosts }),
-      `CREATE SCHEMA ${quoteIdent(schema)};`,
-      tenantCreationGrantSql(schema, roles),
-      ...migrations.tenant.map((m) => migrationSql(m, schema)),
-      recordSql(client, migrations.tenant.map((migration) => ({ schema, migration }))),
-    ].join("\n");
-    await client.query(ddl).catch((error: unknown) => {
-      throw appRoleMissingError(error, roles) ?? error;
-    });
+    await createTenantSchema(client, schema, migrations.tenant, roles, [await registerTenantSql(client, { slug: input.slug, name, schema, hosts })]);
   });
   return { ...(await showTenant(client, input.slug))!, fromPool };
 }

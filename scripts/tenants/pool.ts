@@ -2,12 +2,11 @@
 // tenant (`tenants create`, the Worker's POST /signup) is a short DML transaction that claims one.
 // Filling is DDL, so it stays in Node: one transaction per slot under the migration lock.
 import type pg from "pg";
-import { quoteIdent } from "../../src/tenancy/naming.ts";
 import { CLAIM_SLOT_SQL, newClaimToken } from "../../src/tenancy/pool.ts";
-import { appRoleMissingError, tenantCreationGrantSql, type AppRoleOptions } from "../db/roles.ts";
-import { migrationSql, type MigrationSet } from "../migrations/files.ts";
-import { LEDGER_TABLE, behindHead, ledgerState, readFleetSummary, recordSql, verifyLedger } from "../migrations/ledger.ts";
-import { TenantCommandError, lockedTransaction, unusedSchemaName } from "./operations.ts";
+import type { AppRoleOptions } from "../db/roles.ts";
+import type { MigrationSet } from "../migrations/files.ts";
+import { LEDGER_TABLE, behindHead, ledgerState, readFleetSummary, verifyLedger } from "../migrations/ledger.ts";
+import { TenantCommandError, createTenantSchema, lockedTransaction, unusedSchemaName } from "./operations.ts";
 
 export const MAX_POOL_SIZE = 10_000;
 
@@ -64,17 +63,10 @@ export async function poolStatus(client: pg.ClientBase, migrations: MigrationSet
 /** Creates one slot: a new schema at head, registered with no tenant, in the pool, in the ledger. */
 async function createSlot(client: pg.Client, migrations: MigrationSet, roles: AppRoleOptions): Promise<string> {
   const schema = await unusedSchemaName(client);
-  const sql = [
+  await createTenantSchema(client, schema, migrations.tenant, roles, [
     `INSERT INTO shared.tenant_schemas (schema_name, tenant_id) VALUES (${client.escapeLiteral(schema)}, NULL);`,
     `INSERT INTO shared.tenant_pool (schema_name) VALUES (${client.escapeLiteral(schema)});`,
-    `CREATE SCHEMA ${quoteIdent(schema)};`,
-    tenantCreationGrantSql(schema, roles),
-    ...migrations.tenant.map((m) => migrationSql(m, schema)),
-    recordSql(client, migrations.tenant.map((migration) => ({ schema, migration }))),
-  ].join("\n");
-  await client.query(sql).catch((error: unknown) => {
-    throw appRoleMissingError(error, roles) ?? error;
-  });
+  ]);
   return schema;
 }
 

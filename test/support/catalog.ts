@@ -12,12 +12,20 @@ export {
   type SchemaCatalog,
 } from "../../scripts/db/catalog.ts";
 
-/** Every object in schema `public`, as `<catalog> <name>`. */
+/**
+ * Every object in schema `public`, as `<catalog> <name>`, except an installed extension's own
+ * (Citus puts its views citus_tables and citus_schemas there: they are not the project's).
+ */
 export async function publicObjects(client: pg.Client): Promise<string[]> {
   const { rows } = await client.query<{ row: string }>(`
     WITH ns AS (SELECT 'public'::regnamespace AS oid)
     SELECT 'pg_class ' || relname || ' (' || relkind::text || ')' AS row FROM pg_class, ns WHERE relnamespace = ns.oid
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = pg_class.oid AND d.deptype = 'e')
     UNION ALL SELECT 'pg_type ' || typname FROM pg_type, ns WHERE typnamespace = ns.oid
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = pg_type.typrelid AND d.deptype = 'e')
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_type e ON d.objid = e.typrelid
+                      WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e' AND e.oid = pg_type.typelem)
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = pg_type.oid AND d.deptype = 'e')
     UNION ALL SELECT 'pg_proc ' || proname FROM pg_proc, ns WHERE pronamespace = ns.oid
     UNION ALL SELECT 'pg_constraint ' || conname || ' on ' || coalesce(conrelid::regclass::text, '-')
               FROM pg_constraint, ns WHERE connamespace = ns.oid
@@ -34,11 +42,13 @@ export async function publicObjects(client: pg.Client): Promise<string[]> {
   return rows.map((r) => r.row);
 }
 
-/** Schemas other than PostgreSQL's own. */
+/** Schemas other than PostgreSQL's own and an installed extension's (Citus: citus, citus_internal). */
 export async function userSchemas(client: pg.Client): Promise<string[]> {
   const { rows } = await client.query<{ nspname: string }>(
     `SELECT nspname FROM pg_namespace
-     WHERE nspname NOT LIKE 'pg\\_%' ESCAPE '\\' AND nspname <> 'information_schema' ORDER BY nspname`,
+     WHERE nspname NOT LIKE 'pg\\_%' ESCAPE '\\' AND nspname <> 'information_schema'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = pg_namespace.oid AND d.deptype = 'e')
+     ORDER BY nspname`,
   );
   return rows.map((r) => r.nspname);
 }
