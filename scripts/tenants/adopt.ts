@@ -17,6 +17,7 @@ import { hostError, newTenantSchemaName, normalizeHost, quoteIdent, slugError } 
 import { catalogWithout, diffCatalogs, ownedSchemaCatalog, renameSchemaInCatalog, type OwnedCatalog, type SchemaCatalog } from "../db/catalog.ts";
 import { applyAppRole, type AppGrantSummary, type AppRoleOptions } from "../db/roles.ts";
 import { migrationSql, type Migration, type MigrationSet } from "../migrations/files.ts";
+import { citusFor, referenceSharedTables } from "../db/citus.ts";
 import { LEDGER_TABLE, ledgerExists, recordSql } from "../migrations/ledger.ts";
 import {
   TenantCommandError,
@@ -700,6 +701,16 @@ export async function adopt(client: pg.Client, migrations: MigrationSet, input: 
       if (input.dryRun) throw new DryRunDone(plan);
 
       await client.query((await registerTenantSql(client, { slug: input.slug, name, schema, hosts })) + "\n" + recordSql(client, matched.map((migration) => ({ schema, migration }))));
+      if (await citusFor(client)) {
+        // On Citus: the adopted tables (and their data) become the tenant's distributed schema, and
+        // the tables moved to shared reference tables, in this transaction. The app's own triggers
+        // then fire on the worker that holds the tenant, on its rows: Citus calls that unsafe for a
+        // trigger that reads or writes other tables (docs/citus.md).
+        await client.query("SET LOCAL citus.enable_unsafe_triggers = on");
+        await client.query("SELECT citus_schema_distribute($1::regnamespace)", [schema]);
+        await client.query("SET LOCAL citus.enable_unsafe_triggers = off");
+        await referenceSharedTables(client);
+      }
       grants = await applyAppRole(client, { appRole: input.appRole, appPassword: input.appPassword });
     });
   } catch (error) {

@@ -19,12 +19,14 @@ import type pg from "pg";
 import { quoteIdent, slugError } from "../../src/tenancy/naming.ts";
 import { inTransaction } from "../db/connect.ts";
 import { copyIn, copyOut } from "../db/copy.ts";
-import { appRoleMissingError, tenantCreationGrantSql, type AppRoleOptions } from "../db/roles.ts";
-import { migrationSql, type MigrationSet } from "../migrations/files.ts";
+import type { AppRoleOptions } from "../db/roles.ts";
+import { citusFor } from "../db/citus.ts";
+import { migrationQueries, type MigrationSet } from "../migrations/files.ts";
 import { behindHead, LEDGER_TABLE, ledgerExists, readFleetSummary, recordSql, verifyLedger } from "../migrations/ledger.ts";
 import {
   checkHosts,
   claimReleasedHosts,
+  createTenantSchema,
   hostOwners,
   lockedTransaction,
   registerTenantSql,
@@ -394,16 +396,8 @@ export async function importTenant(client: pg.Client, migrations: MigrationSet, 
       if (forced.length) input.onForced?.(forced);
 
       const schema = await unusedSchemaName(client);
-      const ddl = [
-        await registerTenantSql(client, { slug: input.slug, name: header.tenant.name, schema, hosts }),
-        `CREATE SCHEMA ${quoteIdent(schema)};`,
-        tenantCreationGrantSql(schema, roles),
-        ...atFile.map((m) => migrationSql(m, schema)),
-        recordSql(client, atFile.map((migration) => ({ schema, migration }))),
-      ].join("\n");
-      await client.query(ddl).catch((error: unknown) => {
-        throw appRoleMissingError(error, roles) ?? error;
-      });
+      // A distributed schema on Citus, as for any tenant.
+      await createTenantSchema(client, schema, atFile, roles, [await registerTenantSql(client, { slug: input.slug, name: header.tenant.name, schema, hosts })]);
       await client.query(
         `UPDATE shared.tenants SET status = $2, rate_limit_tier = $3, created_at = $4 WHERE slug = $1`,
         [input.slug, header.tenant.status, header.tenant.rateLimitTier, header.tenant.createdAt],
@@ -426,7 +420,11 @@ export async function importTenant(client: pg.Client, migrations: MigrationSet, 
       if (!(await reader.atEnd())) throw new ExportFileError(`${input.file} has bytes after its checksum line: the file is corrupted; nothing was imported`);
 
       if (afterFile.length) {
-        await client.query([...afterFile.map((m) => migrationSql(m, schema)), recordSql(client, afterFile.map((migration) => ({ schema, migration })))].join("\n"));
+        const citus = await citusFor(client);
+        const queries = [...afterFile.flatMap((m) => migrationQueries(m, schema, citus)), recordSql(client, afterFile.map((migration) => ({ schema, migration })))];
+        // One statement per query on Citus (citusdata/citus#6608).
+        if (citus) for (const query of queries) await client.query(query);
+        else await client.query(queries.join("\n"));
       }
     });
     const tenant = (await showTenant(client, input.slug))!;

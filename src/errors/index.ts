@@ -47,6 +47,8 @@ export class AppError extends Error {
   }
 }
 
+export { baseConstraintName, isUniqueViolation, violatedConstraint } from "./constraints.ts";
+
 type ErrorChain = { name?: unknown; code?: unknown; cause?: unknown; message?: unknown; sourceError?: unknown; query?: unknown };
 
 /** The error and its causes (drizzle wraps the driver's error in `cause`), at most 4 deep. */

@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { and, asc, eq } from "drizzle-orm";
 import type { AppEnv } from "../env.ts";
-import { AppError, sqlState } from "../errors/index.ts";
+import { AppError, isUniqueViolation } from "../errors/index.ts";
 import { csrfToken, csrfTokenMatches, randomHex } from "../auth/credentials.ts";
 import { requireUser, sessionSecret, type AuthUser } from "../auth/middleware.ts";
 import { endSession, signIn, startSession } from "../auth/sign-in.ts";
@@ -202,7 +202,7 @@ export const pageRoutes = new Hono<AppEnv>()
         .values({ email: parsed.data.email, fullName: parsed.data.fullName ?? null, hashedPassword: await hashPassword(parsed.data.password) })
         .returning();
     } catch (error) {
-      if (sqlState(error) === "23505") return again(`A user with email ${parsed.data.email} already exists here: sign in instead.`, 409);
+      if (isUniqueViolation(error, "users_email_unique")) return again(`A user with email ${parsed.data.email} already exists here: sign in instead.`, 409);
       throw error;
     }
     await startSession(c, { id: created!.id, email: created!.email, fullName: created!.fullName, role: created!.role });

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
-import { AppError, sqlState } from "../errors/index.ts";
+import { AppError, isUniqueViolation, sqlState } from "../errors/index.ts";
 import { requireAdmin, requireSelfOrAdmin } from "../auth/middleware.ts";
 import { hashPassword } from "../security/password.ts";
 import { apiRouter } from "./openapi.ts";
@@ -95,7 +95,8 @@ export const userRoutes = apiRouter()
         .returning();
       return c.json(userJson(user!), 201);
     } catch (error) {
-      if (sqlState(error) === "23505") {
+      // By SQLSTATE and the constraint's base name (on Citus the name carries a shard id).
+      if (isUniqueViolation(error, "users_email_unique")) {
         throw new AppError("email_taken", `A user with email ${input.email} already exists.`);
       }
       throw error;

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
-import { inject } from "vitest";
+import { inject, vi } from "vitest";
 import { createCitusDatabase, dropCitusDatabase, type CitusLayout } from "../../scripts/local/citus.ts";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
@@ -30,6 +30,10 @@ export function citusLayout(): CitusLayout | undefined {
 
 /** True when the suites run against the local Citus cluster (TEST_CITUS=1). */
 export const onCitus = process.env.TEST_CITUS === "1";
+
+// On Citus every database is made and dropped on three nodes, and DDL goes through the coordinator
+// to the workers: the same tests take several times longer (more so on a busy machine).
+if (onCitus) vi.setConfig({ testTimeout: 180_000, hookTimeout: 120_000 });
 
 interface Created {
   serverUrl: string;
@@ -97,7 +101,7 @@ export async function dropTestDatabases(): Promise<void> {
   for (const [serverUrl, names] of byServer) {
     const citus = citusLayout();
     if (citus && serverUrl === inject("databaseUrl")) {
-      for (const name of names) await dropCitusDatabase(citus, name).catch(() => {});
+      await Promise.all(names.map((name) => dropCitusDatabase(citus, name).catch(() => {})));
       continue;
     }
     const admin = await adminClient(serverUrl).catch(() => undefined);

@@ -5,7 +5,8 @@ import type pg from "pg";
 const TABLE_PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"];
 
 /**
- * One line per object the role has any privilege on, outside PostgreSQL's own schemas:
+ * One line per object the role has any privilege on, outside PostgreSQL's own schemas and an
+ * installed extension's own objects (Citus's schemas and views, which it opens to PUBLIC):
  * `schema shared: USAGE`, `table tenant_x.items: DELETE,INSERT,SELECT,UPDATE`,
  * `sequence tenant_x.items_id_seq: SELECT,USAGE`, `type tenant_x.item_status: USAGE`.
  */
@@ -14,6 +15,7 @@ export async function rolePrivileges(client: pg.Client, role: string): Promise<s
     `WITH ns AS (
        SELECT oid, nspname FROM pg_namespace
        WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND nspname NOT LIKE 'pg\\_%' ESCAPE '\\'
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = pg_namespace.oid AND d.deptype = 'e')
      )
      SELECT line FROM (
        SELECT 'schema ' || nspname || ': ' || string_agg(p, ',' ORDER BY p) AS line
@@ -21,7 +23,9 @@ export async function rolePrivileges(client: pg.Client, role: string): Promise<s
        UNION ALL
        SELECT 'table ' || nspname || '.' || c.relname || ': ' || string_agg(p, ',' ORDER BY p)
        FROM pg_class c JOIN ns ON ns.oid = c.relnamespace, unnest($2::text[]) p
-       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND has_table_privilege($1, c.oid, p) GROUP BY nspname, c.relname
+       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND has_table_privilege($1, c.oid, p)
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+       GROUP BY nspname, c.relname
        UNION ALL
        SELECT 'sequence ' || nspname || '.' || c.relname || ': ' || string_agg(p, ',' ORDER BY p)
        FROM pg_class c JOIN ns ON ns.oid = c.relnamespace, unnest(ARRAY['USAGE', 'SELECT', 'UPDATE']) p
@@ -63,7 +67,8 @@ export async function expectedAppPrivileges(client: pg.Client): Promise<string[]
     `SELECT 'type ' || n.nspname || '.' || t.typname || ': USAGE' AS line
      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
      WHERE t.typtype IN ('e', 'd', 'r', 'm') AND n.nspname NOT LIKE 'tenant\\_%' ESCAPE '\\'
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND has_type_privilege('public', t.oid, 'USAGE')`,
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND has_type_privilege('public', t.oid, 'USAGE')
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')`,
   );
   // Likewise USAGE on schema public (PostgreSQL 15+ grants it to PUBLIC; the schema holds only the ledger).
   const { rows: publicSchemas } = await client.query<{ line: string }>(
