@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
 import { databaseState, ledger, publicObjects } from "../support/catalog.ts";
-import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show, tenantsCli } from "../support/database.ts";
+import { connectTo, dropTestDatabases, freshDatabase, migrateCli, onCitus, show, tenantsCli } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
 import { readFileSync } from "node:fs";
 import { MigrationFileError } from "../../scripts/migrations/files.ts";
@@ -220,7 +220,9 @@ describe("objects outside the placeholder schema are refused before anything run
   });
 });
 
-describe("the built-in names tenant migrations may leave unqualified", () => {
+// PostgreSQL-only: the list is the server's own pg_catalog, and a Citus cluster's pg_catalog also
+// holds Citus's functions and types (and runs PostgreSQL 15, whose built-ins differ from the list's).
+describe.skipIf(onCitus)("the built-in names tenant migrations may leave unqualified", () => {
   it("are exactly the server's pg_catalog types and functions (regenerate with node scripts/migrations/pg-builtins.ts)", async () => {
     const client = await connectTo(await freshDatabase("parser_builtins"));
     try {
