@@ -96,6 +96,9 @@ export function stackArgs(command: string, args: string[], config: LocalConfig):
       process.exit(2);
     }
   }
+  // A Citus deployment reaches the coordinator through Hyperdrive (Neon's HTTP endpoint exists only
+  // on Neon): `npm run dev -- --citus` serves the Worker the same way.
+  if (result.citus && command === "npm run dev") result.hyperdrive = true;
   if (result.citus && config.DATABASE_URL) {
     console.error(
       "error: --citus starts a local Citus cluster, but DATABASE_URL is set (it names the database to serve): " +
