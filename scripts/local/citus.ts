@@ -9,9 +9,8 @@
 // the client's own role (the app role, the owner), and nothing outside that folder can use them.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { chmod, chown, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from "node:fs";
+import { chmod, chown, lstat, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
@@ -81,11 +80,24 @@ interface ClusterFile {
   socketDir: string;
 }
 
-/** Unix socket paths are limited to 107 bytes; a deep data folder gets a short one under the temp folder. */
+/**
+ * Unix socket paths are limited to 107 bytes; a deep data folder gets a short one: a fresh folder
+ * made by mkdtemp under the temporary folder (never a predictable name, which another local user
+ * could have made first, e.g. as a link), kept in cluster.json.
+ */
 function socketDirFor(dataDir: string): string {
   const inside = join(dataDir, "sockets");
   if (`${inside}/.s.PGSQL.65535`.length <= 100) return inside;
-  return join(tmpdir(), `edge-tenants-citus-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}`);
+  return mkdtempSync(join(tmpdir(), "edge-tenants-citus-"));
+}
+
+/** The socket folder must be a real folder (not a link) owned by the servers' user, before it is trusted. */
+async function checkSocketDir(socketDir: string, owner: { uid: number } | undefined): Promise<void> {
+  const info = await lstat(socketDir);
+  const uid = owner?.uid ?? process.getuid?.();
+  if (!info.isDirectory() || info.isSymbolicLink() || (uid !== undefined && info.uid !== uid && info.uid !== process.getuid?.())) {
+    throw new Error(`${socketDir} (the Citus nodes' socket folder) is not a folder of this user's: delete it, or the cluster folder, and start again`);
+  }
 }
 
 async function run(command: string, args: string[], owner: { uid: number; gid: number } | undefined): Promise<void> {
@@ -189,7 +201,8 @@ export async function startCitusCluster(options: CitusOptions): Promise<CitusClu
 
   await prepareDataDir(join(dataDir, "coordinator"));
   await mkdir(dataDir, { recursive: true });
-  await mkdir(socketDir, { recursive: true });
+  if (!existsSync(socketDir)) await mkdir(socketDir, { mode: 0o700 });
+  await checkSocketDir(socketDir, owner);
   await chmod(socketDir, 0o700);
   if (owner) await chown(socketDir, owner.uid, owner.gid);
 
