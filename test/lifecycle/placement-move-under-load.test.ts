@@ -21,7 +21,6 @@ import { startSqlEndpoint, type SqlEndpoint } from "../../scripts/sql-endpoint/s
 import { signCredential } from "../../src/auth/credentials.ts";
 import { REPO_ROOT, connectTo, dropTestDatabases, freshDatabase, onCitus, show, spawnScript, TENANTS_CLI, tenantsCli } from "../support/database.ts";
 import { PGBOUNCER, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
-import { distributeTenantSchemas } from "../support/placement.ts";
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
@@ -148,7 +147,6 @@ describe.skipIf(!onCitus)("moving a tenant while the Worker serves it", () => {
       const r = await cli(...args);
       expect(r.code, show(r)).toBe(0);
     }
-    await distributeTenantSchemas(owner);
     const tenant = await owner.query<{ id: number; schema: string }>("SELECT id, schema_name AS schema FROM shared.tenants WHERE slug = 'moving'");
     schema = tenant.rows[0]!.schema;
     const admin = await owner.query<{ id: number }>(

@@ -6,7 +6,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { citusLayout, connectTo, dropTestDatabases, freshDatabase, onCitus, show, tenantsCli } from "../support/database.ts";
-import { distributeTenantSchemas, tenantRows } from "../support/placement.ts";
+import { tenantRows } from "../support/placement.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
 afterAll(dropTestDatabases);
@@ -94,7 +94,6 @@ describe.skipIf(!onCitus)("on Citus", () => {
     expect(pool.code, show(pool)).toBe(0);
     poolSchemas = (await client.query<{ schema: string }>("SELECT schema_name AS schema FROM shared.tenant_pool WHERE claimed_at IS NULL ORDER BY 1")).rows.map((r) => r.schema);
     expect(poolSchemas).toHaveLength(2);
-    await distributeTenantSchemas(client);
     const acme = schemas.acme!;
     await client.query(`INSERT INTO "${acme}".users (email, hashed_password) SELECT 'user' || g || '@acme.test', 'x' FROM generate_series(1, 50) g`);
     await client.query(`INSERT INTO "${acme}".items (title, owner_id) SELECT 'item ' || g, u.id FROM generate_series(1, 20) g, "${acme}".users u`);
