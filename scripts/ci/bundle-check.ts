@@ -51,8 +51,16 @@ function importedSpecifiers(code: string): string[] {
 }
 
 /**
+ * Built-ins that workerd does not run even with `nodejs_compat` (missing, or stubs that throw on
+ * use): processes, threads, the VM and inspector, UDP. The Hyperdrive client (pg) needs net, tls,
+ * dns, crypto, stream, events, fs, path, util and string_decoder, which it does provide.
+ */
+const NOT_IN_WORKERD = new Set(["child_process", "cluster", "dgram", "inspector", "module", "repl", "sqlite", "test", "trace_events", "v8", "vm", "wasi", "worker_threads"]);
+
+/**
  * Built-ins the Worker's compatibility flags provide (wrangler.toml's `compatibility_flags`):
- * `nodejs_als` gives `node:async_hooks` (AsyncLocalStorage); `nodejs_compat` gives them all.
+ * `nodejs_als` gives `node:async_hooks` (AsyncLocalStorage); `nodejs_compat` gives the ones
+ * workerd implements (not NOT_IN_WORKERD).
  */
 export function providedBuiltins(config: string): (specifier: string) => boolean {
   let flags: string[] = [];
@@ -62,7 +70,7 @@ export function providedBuiltins(config: string): (specifier: string) => boolean
   } catch {
     // Unreadable config: wrangler's build reports it; nothing is provided here.
   }
-  if (flags.includes("nodejs_compat")) return () => true;
+  if (flags.includes("nodejs_compat")) return (specifier) => !NOT_IN_WORKERD.has(specifier.replace(/^node:/, "").split("/")[0]!);
   const als = flags.includes("nodejs_als");
   return (specifier) => als && (specifier === "node:async_hooks" || specifier === "async_hooks");
 }
@@ -98,7 +106,8 @@ export function problems(report: BundleReport, budgetBytes = BUNDLE_BUDGET_BYTES
   if (report.files.length === 0) found.push("wrangler wrote no module: nothing to check");
   if (report.nodeImports.length) {
     found.push(
-      `the bundle imports Node built-in module(s) ${report.nodeImports.join(", ")}: the Worker runs without nodejs_compat; ` +
+      `the bundle imports Node built-in module(s) ${report.nodeImports.join(", ")} that the Worker's runtime does not provide ` +
+        "(no nodejs_compat, or one workerd does not run even with it); " +
         "keep Node-only code in scripts/ (the CLIs), out of what src/index.ts imports",
     );
   }

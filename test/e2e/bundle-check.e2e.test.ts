@@ -53,9 +53,19 @@ describe.concurrent("bundle-check", () => {
     const r = await check(fixture(`import { readFileSync } from "node:fs";\nexport default { fetch: () => new Response(readFileSync("/etc/hostname")) };\n`));
     expect(r.code, show(r)).toBe(1);
     expect(r.stderr).toBe(
-      "error: the bundle imports Node built-in module(s) node:fs: the Worker runs without nodejs_compat; " +
-        "keep Node-only code in scripts/ (the CLIs), out of what src/index.ts imports\n",
+      "error: the bundle imports Node built-in module(s) node:fs that the Worker's runtime does not provide " +
+        "(no nodejs_compat, or one workerd does not run even with it); keep Node-only code in scripts/ (the CLIs), out of what src/index.ts imports\n",
     );
+  });
+
+  it("with nodejs_compat, accepts what workerd provides (the TCP driver's net, tls) and still fails on what it does not run", async () => {
+    const socket = `import { connect } from "node:net";\nexport default { fetch: () => new Response(typeof connect) };\n`;
+    const ok = await check(fixture(socket, ["nodejs_compat"]));
+    expect(ok.code, show(ok)).toBe(0);
+    const spawning = `import { execSync } from "node:child_process";\nexport default { fetch: () => new Response(String(execSync("id"))) };\n`;
+    const refused = await check(fixture(spawning, ["nodejs_compat"]));
+    expect(refused.code, show(refused)).toBe(1);
+    expect(refused.stderr).toContain("error: the bundle imports Node built-in module(s) node:child_process that the Worker's runtime does not provide");
   });
 
   it("accepts node:async_hooks only when the nodejs_als flag provides it (the app's request telemetry uses it)", async () => {
