@@ -19,10 +19,11 @@ import type {
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { databaseState } from "../support/catalog.ts";
-import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
+import { connectTo, dropTestDatabases, freshDatabase, onCitus, show, tenantsCli } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
 
-vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
+// Citus: every CLI run does its DDL on three nodes.
+vi.setConfig({ testTimeout: onCitus ? 360_000 : 120_000, hookTimeout: 120_000 });
 
 const ZONE = "0123456789abcdef0123456789abcdef";
 const TOKEN = "test-token-not-a-secret";

@@ -4,12 +4,13 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { databaseState, publicObjects, userSchemas } from "../support/catalog.ts";
-import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
+import { connectTo, dropTestDatabases, freshDatabase, onCitus, show, tenantsCli } from "../support/database.ts";
 import { migrationSet } from "../support/migrations.ts";
 import { createTenant, initDatabase } from "../../scripts/tenants/operations.ts";
 
 // Each test starts CLI processes; on a loaded machine they take seconds each.
-vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
+// Citus: every CLI run does its DDL on three nodes.
+vi.setConfig({ testTimeout: onCitus ? 360_000 : 120_000, hookTimeout: 120_000 });
 
 afterAll(dropTestDatabases);
 

@@ -5,11 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type pg from "pg";
 import { ledger } from "../support/catalog.ts";
-import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
+import { connectTo, dropTestDatabases, freshDatabase, onCitus, show, tenantsCli } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
 import { checkoutTags } from "../support/migrations.ts";
 
-vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
+// Citus: every CLI run does its DDL on three nodes.
+vi.setConfig({ testTimeout: onCitus ? 360_000 : 120_000, hookTimeout: 120_000 });
 afterAll(dropTestDatabases);
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
