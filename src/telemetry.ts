@@ -1,5 +1,5 @@
 // One structured log line and one Analytics Engine data point per request, tagged with the tenant.
-// The database time and query count come from the driver's fetch (src/db/client.ts), which finds
+// The database time and query count come from the database client (src/db/client.ts), which finds
 // the request it serves through Hono's context storage (AsyncLocalStorage: the nodejs_als flag).
 // Nothing here holds I/O across requests: each request gets its own counters.
 import type { Context } from "hono";
@@ -12,7 +12,10 @@ import type { ResolutionSource } from "./tenancy/resolve.ts";
 export interface RequestTelemetry {
   /** Milliseconds spent waiting for the database (workerd's clock advances only on I/O). */
   dbMs: number;
-  /** Round trips to the database: one per query, batch or transaction sent over HTTP. */
+  /**
+   * Round trips to the database: one per query, batch or transaction sent over HTTP (neon-http);
+   * with the Hyperdrive client, one per statement sent over the request's connection.
+   */
   dbQueries: number;
   /** Where the tenant was found; "limited" when the new-host limit refused the lookup. */
   resolution?: ResolutionSource | "limited";

@@ -147,14 +147,14 @@ interface RequestConnection {
 const connections = new WeakMap<Context<AppEnv>, RequestConnection>();
 const finishedRequests = new WeakSet<Context<AppEnv>>();
 
+// pg-cloudflare's types describe its non-Worker build (empty); the Worker build exports the socket.
+const { CloudflareSocket } = pgCloudflare as unknown as { CloudflareSocket: new (ssl: boolean) => unknown };
+
 /**
  * A TCP client for the binding's connection string, over the Workers socket API (pg-cloudflare,
  * named here rather than left to pg's runtime detection, which bundlers without the `workerd`
- * condition get wrong). Its `error` events are kept (a socket closed by `end()` reports one).
+ * condition get wrong). Its `error` events go to `onError` (a socket closed by `end()` reports one).
  */
-// Its types describe the non-Worker build (empty); the Worker build exports the socket.
-const { CloudflareSocket } = pgCloudflare as unknown as { CloudflareSocket: new (ssl: boolean) => unknown };
-
 export function newClient(hyperdrive: Hyperdrive, onError: (error: Error) => void): pg.Client {
   const client = new pg.Client({
     connectionString: hyperdrive.connectionString,
