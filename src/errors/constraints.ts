@@ -1,10 +1,18 @@
 // Which constraint a database error violated, the same on plain PostgreSQL and on Citus. No Worker
 // types here: the Node CLIs and tests use it too.
 
-type ErrorChain = { code?: unknown; cause?: unknown; message?: unknown; constraint?: unknown };
+export type ErrorChain = {
+  name?: unknown;
+  code?: unknown;
+  cause?: unknown;
+  message?: unknown;
+  constraint?: unknown;
+  sourceError?: unknown;
+  query?: unknown;
+};
 
 /** The error and its causes (drizzle wraps the driver's error in `cause`), at most 4 deep. */
-function chain(error: unknown): ErrorChain[] {
+export function chain(error: unknown): ErrorChain[] {
   const out: ErrorChain[] = [];
   for (let e = error as ErrorChain | undefined, depth = 0; e && typeof e === "object" && depth < 4; depth++) {
     out.push(e);
@@ -13,7 +21,8 @@ function chain(error: unknown): ErrorChain[] {
   return out;
 }
 
-function sqlStateOf(error: unknown): string | undefined {
+/** PostgreSQL's SQLSTATE of a driver error, looking through drizzle's wrapper. */
+export function sqlState(error: unknown): string | undefined {
   for (const e of chain(error)) if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
   return undefined;
 }
@@ -46,7 +55,7 @@ export function baseConstraintName(name: string): string {
  * does not name the constraint at all, as the SQLSTATE alone said before.
  */
 export function isUniqueViolation(error: unknown, constraint: string): boolean {
-  if (sqlStateOf(error) !== "23505") return false;
+  if (sqlState(error) !== "23505") return false;
   const name = violatedConstraint(error);
   return name === undefined || name === constraint;
 }

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "../env.ts";
+import { chain, sqlState, type ErrorChain } from "./constraints.ts";
 
 /** Every error a client can see has one of these machine-readable codes, and only this status. */
 export const ERROR_STATUS = {
@@ -49,23 +50,7 @@ export class AppError extends Error {
 
 export { baseConstraintName, isUniqueViolation, violatedConstraint } from "./constraints.ts";
 
-type ErrorChain = { name?: unknown; code?: unknown; cause?: unknown; message?: unknown; sourceError?: unknown; query?: unknown };
-
-/** The error and its causes (drizzle wraps the driver's error in `cause`), at most 4 deep. */
-function chain(error: unknown): ErrorChain[] {
-  const out: ErrorChain[] = [];
-  for (let e = error as ErrorChain | undefined, depth = 0; e && typeof e === "object" && depth < 4; depth++) {
-    out.push(e);
-    e = e.cause as ErrorChain | undefined;
-  }
-  return out;
-}
-
-/** PostgreSQL's SQLSTATE of a driver error, looking through drizzle's wrapper. */
-export function sqlState(error: unknown): string | undefined {
-  for (const e of chain(error)) if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
-  return undefined;
-}
+export { sqlState };
 
 /** The driver's own error (`NeonDbError`) in the chain, if any. */
 function driverError(error: unknown): ErrorChain | undefined {
