@@ -141,6 +141,17 @@ interface RequestConnection {
   pending: number;
   /** Set when the client reported an error or its end: no further query may use it. */
   broken?: Error;
+  /** Between a BEGIN and its COMMIT/ROLLBACK: the transaction lives and dies with this connection. */
+  inTransaction?: boolean;
+}
+
+/** What a statement does to the connection's transaction, from its text. */
+function transactionKind(config: unknown): "begin" | "end" | undefined {
+  const text = typeof config === "string" ? config : (config as { text?: unknown } | undefined)?.text;
+  if (typeof text !== "string") return undefined;
+  if (/^\s*(begin|start\s+transaction)\b/i.test(text)) return "begin";
+  if (/^\s*(commit|rollback|end|abort)\b/i.test(text)) return "end";
+  return undefined;
 }
 
 /** Per request (Hono's context): its open connection, and whether the request is done. */
@@ -227,11 +238,22 @@ function requireRequest(what: string): void {
   if (!tryGetContext<AppEnv>()) throw new Error(`${what} with the Hyperdrive client runs only while serving a request (its connection is the request's)`);
 }
 
-/** Runs `work` on this request's connection, opening it first if needed. */
-async function onRequestConnection<T>(hyperdrive: Hyperdrive, work: (client: pg.Client) => Promise<T>): Promise<T> {
+/**
+ * Runs `work` on this request's connection, opening it first if needed. A connection lost inside a
+ * transaction is not replaced until the transaction's end (COMMIT/ROLLBACK) has been refused too:
+ * its remaining statements would otherwise run in autocommit on a new connection, and part of the
+ * transaction would be committed while the caller saw success.
+ */
+async function onRequestConnection<T>(hyperdrive: Hyperdrive, work: (client: pg.Client) => Promise<T>, kind?: "begin" | "end"): Promise<T> {
   const c = tryGetContext<AppEnv>();
   if (!c) return onOwnConnection(hyperdrive, work);
   let conn = connections.get(c);
+  if (conn?.broken && conn.inTransaction) {
+    if (kind === "end") conn.inTransaction = false;
+    throw new DatabaseConnectionError("the connection to the database (through Hyperdrive) was lost inside a transaction, which did not commit", {
+      cause: conn.broken,
+    });
+  }
   if (!conn || conn.broken) {
     conn = openConnection(c, hyperdrive);
     connections.set(c, conn);
@@ -240,7 +262,9 @@ async function onRequestConnection<T>(hyperdrive: Hyperdrive, work: (client: pg.
   try {
     await conn.ready;
     try {
-      return await work(conn.client);
+      const result = await work(conn.client);
+      if (kind === "begin") conn.inTransaction = true;
+      return result;
     } catch (error) {
       // An error without SQLSTATE on a connection that broke meanwhile: the database went away.
       if (conn.broken && !(error instanceof pg.DatabaseError)) {
@@ -249,6 +273,7 @@ async function onRequestConnection<T>(hyperdrive: Hyperdrive, work: (client: pg.
       throw error;
     }
   } finally {
+    if (kind === "end") conn.inTransaction = false;
     conn.pending--;
     // Work that outlived the request (ctx.waitUntil) closes its connection when it is done.
     if (conn.pending === 0 && (finishedRequests.has(c) || conn.broken)) closeConnection(c, conn);
@@ -262,18 +287,22 @@ async function onRequestConnection<T>(hyperdrive: Hyperdrive, work: (client: pg.
 function requestClient(hyperdrive: Hyperdrive): pg.Client {
   const proxy = {
     query(config: unknown, values?: unknown) {
-      return onRequestConnection(hyperdrive, async (client) => {
-        const telemetry = currentTelemetry(tryGetContext<AppEnv>());
-        const started = Date.now();
-        try {
-          return await client.query(config as pg.QueryConfig, values as unknown[]);
-        } finally {
-          if (telemetry) {
-            telemetry.dbQueries++;
-            telemetry.dbMs += Date.now() - started;
+      return onRequestConnection(
+        hyperdrive,
+        async (client) => {
+          const telemetry = currentTelemetry(tryGetContext<AppEnv>());
+          const started = Date.now();
+          try {
+            return await client.query(config as pg.QueryConfig, values as unknown[]);
+          } finally {
+            if (telemetry) {
+              telemetry.dbQueries++;
+              telemetry.dbMs += Date.now() - started;
+            }
           }
-        }
-      });
+        },
+        transactionKind(config),
+      );
     },
   };
   return proxy as unknown as pg.Client;
