@@ -30,34 +30,34 @@ describe("the database client as configuration", () => {
     expect(((await health.json()) as { database: { name: string } }).database.name).toBe(new URL(env.DATABASE_URL!).pathname.slice(1));
 
     // A tenant route: resolution (catalog), a write and a read of the tenant's own tables.
-    const token = await adminToken("hooli.test");
-    const email = `tcp-${Date.now().toString(36)}@hooli.test`;
-    const created = await call("hooli.test", "/users", bindings, {
+    const token = await adminToken("clientpick.test");
+    const email = `tcp-${Date.now().toString(36)}@clientpick.test`;
+    const created = await call("clientpick.test", "/users", bindings, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ email, password: "long enough password" }),
     });
     expect(created.status).toBe(201);
-    const listed = await call("hooli.test", "/users", bindings, { headers: { Authorization: `Bearer ${token}` } });
+    const listed = await call("clientpick.test", "/users", bindings, { headers: { Authorization: `Bearer ${token}` } });
     expect(listed.status).toBe(200);
     expect(((await listed.json()) as Array<{ email: string }>).map((u) => u.email)).toContain(email);
-    const rows = (await ownerSql().query(`SELECT count(*)::int AS n FROM ${ident(await schemaOf("hooli"))}.users WHERE email = $1`, [email])) as Array<{ n: number }>;
+    const rows = (await ownerSql().query(`SELECT count(*)::int AS n FROM ${ident(await schemaOf("clientpick"))}.users WHERE email = $1`, [email])) as Array<{ n: number }>;
     expect(rows[0]!.n).toBe(1);
   });
 
   it("with a HYPERDRIVE binding that cannot be reached, the Worker answers 503 database_unavailable (it does not fall back)", async () => {
     const bindings = unreachableDatabase({ ...env, HYPERDRIVE: { connectionString: "postgresql://nobody:nothing@127.0.0.1:9/nowhere?sslmode=disable" } });
-    const res = await call("hooli.test", "/tenant", { ...bindings, LOCAL_SQL_ENDPOINT: env.LOCAL_SQL_ENDPOINT });
+    const res = await call("clientpick.test", "/tenant", { ...bindings, LOCAL_SQL_ENDPOINT: env.LOCAL_SQL_ENDPOINT });
     expect(res.status).toBe(503);
     expect(await errorCode(res)).toBe("database_unavailable");
   });
 
   it("without a HYPERDRIVE binding, DATABASE_URL over HTTP is the client: the endpoint being down is 503", async () => {
     const bindings = { ...env, HYPERDRIVE: undefined, LOCAL_SQL_ENDPOINT: DEAD_ENDPOINT };
-    const res = await call("hooli.test", "/tenant", bindings);
+    const res = await call("clientpick.test", "/tenant", bindings);
     expect(res.status).toBe(503);
     expect(await errorCode(res)).toBe("database_unavailable");
-    const up = await call("hooli.test", "/tenant", { ...env, HYPERDRIVE: undefined });
+    const up = await call("clientpick.test", "/tenant", { ...env, HYPERDRIVE: undefined });
     expect(up.status).toBe(200);
   });
 
