@@ -10,7 +10,15 @@ afterEach(() => vi.restoreAllMocks());
 
 let userId: number;
 
+// On a Citus cluster (npm run test:citus) tenant tables are distributed, and Citus refuses the
+// trigger these tests raise their SQLSTATEs with ("triggers are not supported on distributed
+// tables"); the classification they check does not depend on the server, so they run on plain
+// PostgreSQL only.
+const onCitus =
+  ((await ownerSql().query("SELECT count(*)::int AS n FROM pg_extension WHERE extname = 'citus'")) as Array<{ n: number }>)[0]!.n > 0;
+
 beforeAll(async () => {
+  if (onCitus) return;
   const schema = ident(await schemaOf("faulty"));
   const sql = ownerSql();
   await sql.query(`
@@ -30,7 +38,7 @@ beforeAll(async () => {
   userId = (await res.json<{ id: number }>()).id;
 });
 
-describe("SQLSTATEs of a database that cannot serve us", () => {
+describe.skipIf(onCitus)("SQLSTATEs of a database that cannot serve us", () => {
   for (const state of ["57P01", "57P02", "57P03", "53300", "08006", "08001"]) {
     it(`${state} is 503 database_unavailable with Retry-After`, async () => {
       vi.spyOn(console, "error").mockImplementation(() => {});
@@ -57,7 +65,7 @@ describe("SQLSTATEs of a database that cannot serve us", () => {
   });
 });
 
-describe("logs of a failing query", () => {
+describe.skipIf(onCitus)("logs of a failing query", () => {
   it("carry the SQLSTATE, the statement's first words and the request id, never the parameters", async () => {
     const lines: string[] = [];
     for (const level of ["error", "warn", "log", "info", "debug"] as const) {
