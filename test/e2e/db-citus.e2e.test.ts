@@ -10,6 +10,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { citusUnavailable, freeCitusPorts } from "../../scripts/local/citus.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
+import { startDbCommand } from "../support/db-command.ts";
 
 const missing = citusUnavailable();
 if (missing && process.env.REQUIRE_CITUS === "1") throw new Error(`REQUIRE_CITUS=1 but ${missing}`);
@@ -23,24 +24,9 @@ afterAll(async () => {
 });
 
 function start(args: string[], env: Record<string, string>, until: RegExp) {
-  const child = spawn(resolve("node_modules/.bin/tsx"), [resolve("scripts/local/db.ts"), ...args], {
-    cwd: scratch,
-    env: { ...process.env, DATABASE_URL: "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let output = "";
-  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
-  const ready = new Promise<void>((done) => {
-    const check = (d: Buffer) => {
-      output += d.toString();
-      if (until.test(output)) done();
-    };
-    child.stdout!.on("data", check);
-    child.stderr!.on("data", check);
-    void exited.then(() => done());
-  });
-  return { child, exited, ready, output: () => output };
+  const run = startDbCommand(args, env, scratch, until);
+  children.add(run.child);
+  return run;
 }
 
 /** The PostgreSQL servers running on a data folder under `dir` (their postmaster processes). */

@@ -1,13 +1,14 @@
 // `npm run db`: refuses to expose the SQL endpoint beyond loopback unless told to, and prints the
 // database URL with its password masked unless asked (`--show-url`).
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CREDENTIALS_FILE } from "../../scripts/local/defaults.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
+import { startDbCommand } from "../support/db-command.ts";
 
 let scratch: string;
 const children = new Set<ChildProcess>();
@@ -23,24 +24,10 @@ afterAll(async () => {
 
 /** Runs `npm run db` (tsx scripts/local/db.ts) until `until` matches its output or it exits. */
 async function runDb(args: string[], env: Record<string, string>, until?: RegExp) {
-  const child = spawn(resolve("node_modules/.bin/tsx"), [resolve("scripts/local/db.ts"), ...args], {
-    cwd: scratch,
-    env: { ...process.env, DATABASE_URL: "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let output = "";
-  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
-  await new Promise<void>((done) => {
-    const check = (d: Buffer) => {
-      output += d.toString();
-      if (until?.test(output)) done();
-    };
-    child.stdout!.on("data", check);
-    child.stderr!.on("data", check);
-    void exited.then(() => done());
-  });
-  return { child, exited, output: () => output };
+  const run = startDbCommand(args, env, scratch, until);
+  children.add(run.child);
+  await run.ready;
+  return run;
 }
 
 describe("npm run db", () => {
