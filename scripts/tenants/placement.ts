@@ -283,6 +283,33 @@ function citusMessage(error: unknown): string {
   return `${(e.message ?? String(error)).split("\n")[0]}${e.code ? ` (SQLSTATE ${e.code})` : ""}`;
 }
 
+/**
+ * Refuses an online move (logical replication: modes auto and force_logical) while a node that holds
+ * tenants runs with synchronous_commit = off. Seen on this project's local cluster: with it off,
+ * citus_schema_move under load lost writes the Worker had acknowledged during the move (4 of 6
+ * runs of test/lifecycle/placement-move-under-load.test.ts; 0 of 6 with it on). Citus waits for the
+ * new node to replay the old one's WAL up to pg_current_wal_lsn(), and asynchronous commits are
+ * acknowledged before their WAL is flushed and sent. block_writes copies under a lock instead.
+ * Only the value sessions of the command's own role get is seen (server and database settings; a
+ * role-level setting for the app role is not).
+ */
+export async function requireSafeOnlineMove(client: pg.ClientBase, mode: TransferMode, what: string): Promise<void> {
+  if (mode === "block_writes") return;
+  const { rows } = await client.query<{ nodename: string; nodeport: number; groupid: number; success: boolean; result: string }>(
+    `SELECT n.nodename, n.nodeport, n.groupid, r.success, r.result
+     FROM run_command_on_all_nodes('SHOW synchronous_commit') r JOIN pg_dist_node n USING (nodeid)
+     WHERE n.noderole = 'primary' AND n.shouldhaveshards ORDER BY n.groupid`,
+  );
+  const off = rows.filter((r) => r.success && r.result === "off");
+  if (!off.length) return;
+  const names = off.map((r) => `${nodeName(r.groupid)} (${r.nodename}:${r.nodeport})`).join(", ");
+  throw new TenantCommandError(
+    `refusing to ${what} online: synchronous_commit is off on ${names}, and an online move (logical replication) can then ` +
+      `lose writes acknowledged while it runs. Set synchronous_commit to on (or local) on those nodes, or move with ` +
+      `--mode block_writes (writes to the moving tenants wait until the copy ends; reads go on). See docs/citus-placement.md`,
+  );
+}
+
 /** Moves a tenant's distributed schema to `to` with citus_schema_move (online by default). */
 export async function moveTenant(client: pg.ClientBase, slug: string, to: string, mode: TransferMode = "auto"): Promise<MoveResult> {
   await requireCitus(client, "move");
@@ -312,6 +339,7 @@ export async function moveTenant(client: pg.ClientBase, slug: string, to: string
     );
   }
   if (!target.active) throw new TenantCommandError(`${target.name} (${target.address}) is not active in the cluster: choose another node`);
+  await requireSafeOnlineMove(client, mode, `move tenant ${slug}`);
   const startedAt = new Date();
   const started = performance.now();
   try {
@@ -382,6 +410,7 @@ export async function rebalance(client: pg.ClientBase, options: { dryRun?: boole
     for (const m of moves.values()) m.bytes = places.get(m.schema)?.bytes ?? m.bytes;
     return { jobId: null, dryRun: true, moves: [...moves.values()], seconds: (performance.now() - started) / 1000 };
   }
+  await requireSafeOnlineMove(client, options.mode ?? "auto", "rebalance");
   const before = await schemaPlaces(client);
   let jobId: number | null;
   try {

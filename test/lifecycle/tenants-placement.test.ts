@@ -213,6 +213,53 @@ describe.skipIf(!onCitus)("on Citus", () => {
     expect(await nodeOf("globex")).toBe(where);
   });
 
+  it("move and rebalance refuse to run online while a worker has synchronous_commit off (writes can be lost); --mode block_writes moves", async () => {
+    const layout = citusLayout()!;
+    const database = new URL(databaseUrl).pathname.slice(1);
+    /** Sets synchronous_commit for this database on worker2 itself (not propagated by Citus). */
+    const onWorker2 = async (sql: string) => {
+      const node = new pg.Client({ host: layout.socketDir, port: layout.ports[2]!, user: "postgres", database });
+      await node.connect();
+      try {
+        await node.query("SET citus.enable_ddl_propagation = off");
+        await node.query(sql);
+      } finally {
+        await node.end();
+      }
+    };
+    const schema = schemas.globex!;
+    const before = await tenantRows(client, schema);
+    const from = await nodeOf("globex");
+    const to = other(from);
+    await onWorker2(`ALTER DATABASE "${database}" SET synchronous_commit = off`);
+    try {
+      const refused = await cli("move", "globex", "--to", to);
+      expect(refused.code, show(refused)).toBe(1);
+      expect(refused.stderr).toBe(
+        `error: refusing to move tenant globex online: synchronous_commit is off on worker2 (${layout.socketDir}:${layout.ports[2]}), ` +
+          "and an online move (logical replication) can then lose writes acknowledged while it runs. Set synchronous_commit to on " +
+          "(or local) on those nodes, or move with --mode block_writes (writes to the moving tenants wait until the copy ends; " +
+          "reads go on). See docs/citus-placement.md\n",
+      );
+      const rebalanceRefused = await cli("rebalance", "--mode", "force_logical");
+      expect(rebalanceRefused.code, show(rebalanceRefused)).toBe(1);
+      expect(rebalanceRefused.stderr).toMatch(/^error: refusing to rebalance online: synchronous_commit is off on worker2 /);
+      expect(await nodeOf("globex")).toBe(from);
+
+      const blocking = await cli("move", "globex", "--to", to, "--mode", "block_writes", "--json");
+      expect(blocking.code, show(blocking)).toBe(0);
+      expect(JSON.parse(blocking.stdout)).toMatchObject({ slug: "globex", from: { node: from }, to: { node: to }, mode: "block_writes" });
+      expect(await nodeOf("globex")).toBe(to);
+      expect(await tenantRows(client, schema)).toEqual(before);
+    } finally {
+      await onWorker2(`ALTER DATABASE "${database}" RESET synchronous_commit`);
+    }
+    // With it back on, the online move goes ahead.
+    const back = await cli("move", "globex", "--to", from);
+    expect(back.code, show(back)).toBe(0);
+    expect(await nodeOf("globex")).toBe(from);
+  });
+
   it("rebalance --dry-run shows what it would move; rebalance moves it and prints the moves; then the cluster is balanced", async () => {
     // Everything on worker1 first: the tenants with move, the pool slots with Citus' own function.
     for (const slug of TENANTS) if ((await nodeOf(slug)) !== "worker1") expect((await cli("move", slug, "--to", "worker1")).code).toBe(0);
