@@ -71,9 +71,13 @@ export function createTenantSchemaQueries(quotedSchema: string, citus: boolean):
  * outside the catalog that is not yet a Citus table becomes a reference table (a copy on every
  * node), so tenant tables can join it wherever they are placed. Idempotent. A table Citus cannot
  * replicate (it has triggers, or a foreign key to or from a table that stays on the coordinator)
- * stays on the coordinator and is returned in `kept`, with the reason.
+ * stays on the coordinator and is returned in `kept`, with the reason; `warn` gets a line for each
+ * (by default on stderr, so init, migrate and adopt say it and --json output stays clean).
  */
-export async function referenceSharedTables(client: pg.ClientBase): Promise<{ made: string[]; kept: Array<{ table: string; why: string }> }> {
+export async function referenceSharedTables(
+  client: pg.ClientBase,
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<{ made: string[]; kept: Array<{ table: string; why: string }> }> {
   const { rows } = await client.query<{ name: string; triggers: boolean; refs: string[]; referenced_by: string[] }>(
     `SELECT c.relname AS name,
             EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) AS triggers,
@@ -125,6 +129,9 @@ export async function referenceSharedTables(client: pg.ClientBase): Promise<{ ma
     pending = next;
   }
   for (const row of pending) kept.push({ table: qualified(row.name), why: "its foreign keys form a cycle" });
+  for (const k of kept) {
+    warn(`warning: ${k.table} stays an ordinary table on the coordinator, not a Citus reference table: ${k.why}; tenant tables cannot join it (docs/citus.md)`);
+  }
   return { made, kept };
 }
 
