@@ -130,7 +130,9 @@ function nodeSettings(port: number, socketDir: string, ephemeral: boolean): stri
     "timezone = 'UTC'",
     // Not synchronous_commit = off: with it, online moves (citus_schema_move) lost acknowledged
     // writes (docs/citus-placement.md), and `tenants move` refuses to run online.
-    ...(ephemeral ? ["fsync = off", "full_page_writes = off"] : []),
+    // Tests keep dozens of databases at once, and Citus runs a maintenance daemon (a background
+    // worker) per database; moves need logical replication workers too. The default 8 ran out.
+    ...(ephemeral ? ["fsync = off", "full_page_writes = off", "max_worker_processes = 64"] : []),
     "",
   ].join("\n");
 }
@@ -321,7 +323,17 @@ export async function createCitusDatabase(layout: CitusLayout, name: string): Pr
   const nodes = layout.ports.map((port, i) => ({ name: NODE_NAMES[i]!, port, dataDir: "" }));
   const clientFor = (node: CitusNode, db = name) => socketClient(layout, node.port, db);
   await Promise.all(nodes.map((node) => ensureCitusDatabase(clientFor, node, name)));
-  await registerWorkers(await clientFor(nodes[0]!), nodes, layout.socketDir);
+  // citus_add_node copies the roles to the worker (ALTER ROLE postgres ...), and roles are shared by
+  // every database: two registrations at once (test files in parallel) failed with "tuple
+  // concurrently updated". One at a time, under an advisory lock in the coordinator's postgres
+  // database (advisory locks are per database).
+  const admin = await clientFor(nodes[0]!, "postgres");
+  try {
+    await admin.query("SELECT pg_advisory_lock(hashtext('edge-tenants: citus_add_node'))");
+    await registerWorkers(await clientFor(nodes[0]!), nodes, layout.socketDir);
+  } finally {
+    await admin.end();
+  }
 }
 
 /** Drops `name` on every node of a running cluster. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
 import { migrationSql, type Migration } from "../../scripts/migrations/files.ts";
 import { estimateLocks } from "../../scripts/migrations/lock-estimate.ts";
-import { connectTo, dropTestDatabases, freshDatabase, migrateCli, show } from "../support/database.ts";
+import { connectTo, dropTestDatabases, freshDatabase, migrateCli, onCitus, show } from "../support/database.ts";
 import { initWithTenants } from "../support/fleet.ts";
 import { addMigration, fixtureMigrations, migrationSet, removeFixtureMigrations } from "../support/migrations.ts";
 
@@ -47,7 +47,11 @@ function compare(label: string, estimate: number, real: number): void {
   expect(estimate, `${label}: estimate ${estimate} is far above the real ${real}`).toBeLessThanOrEqual(2 * real + 4);
 }
 
-describe("the repo's tenant migrations", () => {
+// PostgreSQL's own lock count only. On Citus the coordinator takes more lock entries than the
+// estimate counts (its metadata; seen with TEST_CITUS=1: the whole tenant track 49 against an
+// estimate of 34, a column type change 34 against 20), and every worker has a lock table of its
+// own; docs/citus.md says the check is no guarantee there.
+describe.skipIf(onCitus)("the repo's tenant migrations", () => {
   it("the whole track on a new schema: the estimate is at least the real count, and not far above it", async () => {
     const { tenant } = migrationSet();
     await client.query('DROP SCHEMA IF EXISTS "lock_probe" CASCADE; CREATE SCHEMA "lock_probe"');
@@ -66,7 +70,7 @@ describe("the repo's tenant migrations", () => {
   });
 });
 
-describe("typical next migrations, on a tenant at head", () => {
+describe.skipIf(onCitus)("typical next migrations, on a tenant at head", () => {
   const cases: Array<[string, string[]]> = [
     ["two columns and an index", [
       'ALTER TABLE "tenant"."items" ADD COLUMN "priority" integer;',
