@@ -4,7 +4,6 @@
 // least-privilege app role.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { request } from "node:http";
 import { resolve } from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -13,6 +12,7 @@ import { signCredential } from "../../src/auth/credentials.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
 import { buildAppFixture } from "../fixtures/single-tenant-app.ts";
 import { connectTo, dropTestDatabases, freshDatabase, show, tenantsCli } from "../support/database.ts";
+import { postJson as post } from "../support/dev-command.ts";
 
 const key = randomBytes(4).toString("hex");
 const HOST = `adopted${key}.localhost`;
@@ -20,23 +20,6 @@ const APP_ROLE = `adopt_app_${key}`;
 const APP_PASSWORD = randomBytes(18).toString("base64url");
 /** The Worker's signing key for this run (npm run dev takes SESSION_SECRET from the environment). */
 const SESSION_SECRET = randomBytes(32).toString("hex");
-
-function post(port: number, host: string, path: string, body: unknown, extra: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  return new Promise((done, fail) => {
-    const data = JSON.stringify(body);
-    const req = request(
-      { host: "127.0.0.1", port, path, method: "POST", headers: { Host: `${host}:${port}`, "content-type": "application/json", "content-length": Buffer.byteLength(data), ...extra } },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => (text += d));
-        res.on("end", () => done({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on("error", fail);
-    req.end(data);
-  });
-}
 
 describe("the Worker serves an adopted database", () => {
   let dev: ChildProcess | undefined;
