@@ -31,6 +31,15 @@ async function cli(databaseUrl: string, ...args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** A new initialized database with one tenant, acme (acme.example.com): its URL, a client, acme's schema. */
+async function withAcme(label: string): Promise<{ databaseUrl: string; client: pg.Client; acme: string }> {
+  const databaseUrl = await freshDatabase(label);
+  await cli(databaseUrl, "init");
+  await cli(databaseUrl, "create", "acme", "--name", "Acme", "--host", "acme.example.com");
+  const client = await connectTo(databaseUrl);
+  return { databaseUrl, client, acme: await schemaOf(client, "acme") };
+}
+
 /** Which node ports hold the shards of each schema's tables. */
 async function placements(client: pg.Client, schemas: string[]): Promise<Record<string, number[]>> {
   const { rows } = await client.query<{ schema: string; ports: number[] }>(
@@ -116,11 +125,7 @@ describe.runIf(onCitus)("the lifecycle on Citus", { timeout: 300_000 }, () => {
   });
 
   it("a later shared migration's tables become reference tables, once, and tenant tables join them", async () => {
-    const databaseUrl = await freshDatabase("citus_ref");
-    await cli(databaseUrl, "init");
-    await cli(databaseUrl, "create", "acme", "--name", "Acme", "--host", "acme.example.com");
-    const client = await connectTo(databaseUrl);
-    const acme = await schemaOf(client, "acme");
+    const { databaseUrl, client, acme } = await withAcme("citus_ref");
     await client.query(`INSERT INTO "${acme}".users (email, hashed_password) VALUES ('a@acme.test', 'x')`);
     await client.query(`INSERT INTO "${acme}".items (title, owner_id) SELECT 'first', id FROM "${acme}".users`);
 
@@ -236,11 +241,7 @@ describe.runIf(onCitus)("the lifecycle on Citus", { timeout: 300_000 }, () => {
 
 describe("a unique violation on a tenant table", { timeout: 120_000 }, () => {
   it("is recognized by SQLSTATE and the constraint's base name, also with Citus's shard suffix", async () => {
-    const databaseUrl = await freshDatabase("citus_errors");
-    await cli(databaseUrl, "init");
-    await cli(databaseUrl, "create", "acme", "--name", "Acme", "--host", "acme.example.com");
-    const client = await connectTo(databaseUrl);
-    const acme = await schemaOf(client, "acme");
+    const { client, acme } = await withAcme("citus_errors");
     const insert = () => client.query(`INSERT INTO "${acme}".users (email, hashed_password) VALUES ('same@acme.test', 'x')`);
     await insert();
     const error = await insert().then(
