@@ -13,6 +13,16 @@ export async function isCitus(client: pg.ClientBase): Promise<boolean> {
   return (await citusVersion(client)) !== undefined;
 }
 
+/**
+ * Sends `queries` (each whole statements) in order: joined into one round trip on PostgreSQL, one
+ * per query on Citus, which refuses several statements in one query string when they include
+ * CREATE INDEX or ADD CONSTRAINT on distributed tables (citusdata/citus#6608).
+ */
+export async function sendQueries(client: pg.ClientBase, queries: string[], citus: boolean): Promise<void> {
+  if (citus) for (const query of queries) await client.query(query);
+  else await client.query(queries.join("\n"));
+}
+
 const detected = new WeakMap<pg.ClientBase, Promise<boolean>>();
 
 /** isCitus, asked once per connection (a connection never changes server). */

@@ -149,9 +149,8 @@ function pgMessage(error: unknown): string {
   return `${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ""}${e.detail ? `: ${e.detail}` : ""}`;
 }
 
-async function applyShared(client: pg.Client, pending: Migration[]): Promise<void> {
+async function applyShared(client: pg.Client, pending: Migration[], citus: boolean): Promise<void> {
   if (pending.length === 0) return;
-  const citus = await citusFor(client);
   // On Citus: `shared` stays an ordinary schema; its new tables become reference tables (after).
   if (citus) await client.query(SHARED_SHARDING_OFF_SQL);
   for (const migration of pending) {
@@ -285,7 +284,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
     if (options.batchSize === undefined && options.canary === undefined) {
       await checkCapacity();
       await run.transaction(async () => {
-        await applyShared(client, plan.shared);
+        await applyShared(client, plan.shared, citus);
         await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
         for (let i = 0; i < total; i++) {
           await applyTenant(client, plan.tenants[i]!, citus);
@@ -309,7 +308,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
     let transactions = 0;
     if (plan.shared.length) {
       await run.transaction(async () => {
-        await applyShared(client, plan.shared);
+        await applyShared(client, plan.shared, citus);
         await record(client, plan.shared.map((migration) => ({ schema: "shared", migration })));
       }, failedSchema);
       transactions++;

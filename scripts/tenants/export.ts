@@ -20,7 +20,7 @@ import { quoteIdent, slugError } from "../../src/tenancy/naming.ts";
 import { inTransaction } from "../db/connect.ts";
 import { copyIn, copyOut } from "../db/copy.ts";
 import type { AppRoleOptions } from "../db/roles.ts";
-import { citusFor } from "../db/citus.ts";
+import { citusFor, sendQueries } from "../db/citus.ts";
 import { migrationQueries, type MigrationSet } from "../migrations/files.ts";
 import { behindHead, LEDGER_TABLE, ledgerExists, readFleetSummary, recordSql, verifyLedger } from "../migrations/ledger.ts";
 import {
@@ -421,10 +421,7 @@ export async function importTenant(client: pg.Client, migrations: MigrationSet, 
 
       if (afterFile.length) {
         const citus = await citusFor(client);
-        const queries = [...afterFile.flatMap((m) => migrationQueries(m, schema, citus)), recordSql(client, afterFile.map((migration) => ({ schema, migration })))];
-        // One statement per query on Citus (citusdata/citus#6608).
-        if (citus) for (const query of queries) await client.query(query);
-        else await client.query(queries.join("\n"));
+        await sendQueries(client, [...afterFile.flatMap((m) => migrationQueries(m, schema, citus)), recordSql(client, afterFile.map((migration) => ({ schema, migration })))], citus);
       }
     });
     const tenant = (await showTenant(client, input.slug))!;

@@ -8,7 +8,7 @@ import { CREATE_LOCK_TABLE_SQL, commandTransaction } from "../migrations/lock.ts
 import { STALENESS_BOUND_SECONDS } from "./staleness.ts";
 import { claimSlotLocked, requireAtHead } from "./pool.ts";
 import { migrationQueries, type MigrationSet } from "../migrations/files.ts";
-import { SHARED_SHARDING_OFF_SQL, citusFor, createTenantSchemaQueries, referenceSharedTables } from "../db/citus.ts";
+import { SHARED_SHARDING_OFF_SQL, citusFor, createTenantSchemaQueries, referenceSharedTables, sendQueries } from "../db/citus.ts";
 import { CREATE_LEDGER_SQL, LEDGER_TABLE, ledgerExists, recordSql } from "../migrations/ledger.ts";
 
 /** A refused tenant command: one line for the user, and nothing changed. */
@@ -115,9 +115,7 @@ export async function createTenantSchema(
     recordSql(client, migrations.map((migration) => ({ schema, migration }))),
   ];
   try {
-    // One round trip on PostgreSQL; one statement per query on Citus (citusdata/citus#6608).
-    if (citus) for (const query of queries) await client.query(query);
-    else await client.query(queries.join("\n"));
+    await sendQueries(client, queries, citus);
   } catch (error) {
     throw appRoleMissingError(error, roles) ?? error;
   }
