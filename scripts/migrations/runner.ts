@@ -10,7 +10,7 @@ import type pg from "pg";
 import { grantMissingOnTenantSchemas } from "../db/roles.ts";
 import { SHARED_SHARDING_OFF_SQL, citusFor, referenceSharedTables } from "../db/citus.ts";
 import { migrationQueries, type Migration, type MigrationSet } from "./files.ts";
-import { estimateLocks } from "./lock-estimate.ts";
+import { CITUS_LOCK_FACTOR, estimateLocks } from "./lock-estimate.ts";
 import {
   NotInitializedError,
   behindHead,
@@ -194,23 +194,55 @@ function ledgerRows(plans: TenantPlan[]) {
   return plans.flatMap((p) => p.pending.map((migration) => ({ schema: p.tenant.schema, migration })));
 }
 
+interface LockTable {
+  /** Where: "the server's", or on Citus "the lock table of <node> (host:port)". */
+  whose: string;
+  per_tx: number;
+  conns: number;
+  prepared: number;
+}
+
+const LOCK_SETTINGS_SQL =
+  "SELECT concat_ws(',', current_setting('max_locks_per_transaction'), current_setting('max_connections'), current_setting('max_prepared_transactions'))";
+
+/**
+ * The lock tables a run fills: the server's; on Citus every node's (the coordinator locks every
+ * tenant's tables, a worker those of the tenants it holds), smallest first.
+ */
+async function lockTables(client: pg.Client, citus: boolean): Promise<LockTable[]> {
+  const parse = (whose: string, csv: string): LockTable => {
+    const [per_tx, conns, prepared] = csv.split(",").map(Number) as [number, number, number];
+    return { whose, per_tx, conns, prepared };
+  };
+  const here = (await client.query<{ s: string }>(`${LOCK_SETTINGS_SQL} AS s`)).rows[0]!.s;
+  if (!citus) return [parse("the server's lock table", here)];
+  const { rows } = await client.query<{ nodename: string; nodeport: number; success: boolean; result: string }>(
+    `SELECT n.nodename, n.nodeport, r.success, r.result
+     FROM run_command_on_all_nodes($$${LOCK_SETTINGS_SQL}$$) r JOIN pg_dist_node n USING (nodeid)
+     WHERE n.groupid <> 0 AND n.noderole = 'primary' ORDER BY n.groupid`,
+  );
+  const tables = [parse("the coordinator's lock table", here)];
+  for (const row of rows) {
+    if (!row.success) throw new MigrationError(`could not read the lock settings of Citus node ${row.nodename}:${row.nodeport}: ${row.result}. Nothing was applied.`);
+    tables.push(parse(`the lock table of Citus node ${row.nodename}:${row.nodeport}`, row.result));
+  }
+  return tables.sort((a, b) => a.per_tx * (a.conns + a.prepared) - b.per_tx * (b.conns + b.prepared));
+}
+
 /**
  * Tells whether one transaction for every tenant (or for one batch of `batchSize`) fits the
  * server's lock table (max_locks_per_transaction x (max_connections + max_prepared_transactions)),
- * from an estimate of the locks the parsed statements take (nothing is executed).
+ * from an estimate of the locks the parsed statements take (nothing is executed). On Citus, the
+ * estimate is scaled for Citus' own locks (CITUS_LOCK_FACTOR) and checked against the smallest
+ * lock table of the cluster's nodes.
  */
-export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, batchSize?: number, largestIsCanary = false): Promise<void> {
+export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, batchSize?: number, largestIsCanary = false, citus = false): Promise<void> {
   if (plan.tenants.length === 0) return;
   const sample = plan.tenants.reduce((a, b) => (b.pending.length > a.pending.length ? b : a));
-  const estimate = estimateLocks(plan.shared, sample.pending);
+  const estimate = estimateLocks(plan.shared, sample.pending, citus);
   const perTenant = Math.max(1, estimate.perTenant);
   const forShared = estimate.once;
-  const { rows } = await client.query<{ capacity: number; per_tx: number; conns: number; prepared: number }>(
-    `SELECT current_setting('max_locks_per_transaction')::int AS per_tx,
-            current_setting('max_connections')::int AS conns,
-            current_setting('max_prepared_transactions')::int AS prepared`,
-  );
-  const { per_tx, conns, prepared } = rows[0]!;
+  const { whose, per_tx, conns, prepared } = (await lockTables(client, citus))[0]!;
   const capacity = per_tx * (conns + prepared);
   const perTransaction = Math.min(plan.tenants.length, batchSize ?? plan.tenants.length);
   const needed = (batchSize === undefined ? forShared : 0) + perTenant * perTransaction;
@@ -218,11 +250,11 @@ export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, 
   if (needed > capacity * 0.8) {
     const suggested = Math.max(1, Math.floor((capacity * 0.5) / perTenant / 100) * 100 || Math.floor((capacity * 0.5) / perTenant));
     throw new MigrationError(
-      `one transaction for ${perTransaction} tenants${largestIsCanary ? " (the canary)" : batchSize === undefined ? "" : " (one batch)"} would take about ${needed} locks (${perTenant} per tenant), ` +
-        `more than the server's lock table holds safely (max_locks_per_transaction=${per_tx} x ` +
+      `one transaction for ${perTransaction} tenants${largestIsCanary ? " (the canary)" : batchSize === undefined ? "" : " (one batch)"} would take about ${needed} locks (${perTenant} per tenant${citus ? `, PostgreSQL's estimate x ${CITUS_LOCK_FACTOR} for Citus` : ""}), ` +
+        `more than ${whose} holds safely (max_locks_per_transaction=${per_tx} x ` +
         `(max_connections=${conns} + max_prepared_transactions=${prepared}) = ${capacity}). Nothing was applied. ` +
         `Run with ${largestIsCanary ? `--canary ${suggested} (or fewer) and --batch-size ${suggested}` : `${batchSize === undefined ? "" : "a smaller "}--batch-size ${suggested}`}, or raise max_locks_per_transaction to at least ` +
-        `${Math.ceil(needed / 0.8 / (conns + prepared))} and restart PostgreSQL.`,
+        `${Math.ceil(needed / 0.8 / (conns + prepared))}${citus ? " on every node" : ""} and restart PostgreSQL.`,
     );
   }
 }
@@ -279,7 +311,7 @@ export async function migrate(client: pg.Client, options: MigrateOptions): Promi
 
     // Under the lock and the run's timeouts, in a transaction that is rolled back.
     const checkCapacity = (batchSize?: number, largestIsCanary = false) =>
-      run.transaction(() => checkLockCapacity(client, plan, batchSize, largestIsCanary), failedSchema, "ROLLBACK");
+      run.transaction(() => checkLockCapacity(client, plan, batchSize, largestIsCanary, citus), failedSchema, "ROLLBACK");
 
     if (options.batchSize === undefined && options.canary === undefined) {
       await checkCapacity();
