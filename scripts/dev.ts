@@ -5,13 +5,12 @@
 // LOCAL_SQL_HOST, `--hyperdrive` serves the Worker with its Hyperdrive client (docs/hyperdrive.md).
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { workerDatabaseUrl as appRoleDatabaseUrl } from "./db/roles.ts";
 import { readLocalConfig, stackArgs } from "./local/config.ts";
 import { prepareDemoDatabase } from "./local/demo.ts";
 import { describeStack, onShutdown, startLocalStack, type LocalStack } from "./local/stack.ts";
+import { writeWorkerEnvFile } from "./local/worker-env.ts";
 
 const config = readLocalConfig();
 const args = stackArgs("npm run dev", process.argv.slice(2), config);
@@ -63,18 +62,9 @@ try {
   await stack.stop();
   fail((error as Error).message);
 }
-const bindingsDir = mkdtempSync(join(tmpdir(), "edge-tenants-dev-"));
-const bindingsFile = join(bindingsDir, "worker.env");
-// dotenv syntax; `$`, quotes and backslashes are percent-encoded (the values are URLs) so that
-// neither dotenv nor its variable expansion changes them.
-const dotenvValue = (url: string) => `"${url.replace(/[$"'`\\\n\r]/g, (c) => encodeURIComponent(c))}"`;
-writeFileSync(
-  bindingsFile,
-  `DATABASE_URL=${dotenvValue(workerDatabaseUrl)}\nLOCAL_SQL_ENDPOINT=${dotenvValue(stack.endpoint.url)}\n` +
-    `SESSION_SECRET=${dotenvValue(sessionSecret)}\n`,
-  { mode: 0o600 },
-);
-const removeBindings = () => rmSync(bindingsDir, { recursive: true, force: true });
+const bindings = writeWorkerEnvFile({ DATABASE_URL: workerDatabaseUrl, LOCAL_SQL_ENDPOINT: stack.endpoint.url, SESSION_SECRET: sessionSecret });
+const bindingsFile = bindings.path;
+const removeBindings = bindings.remove;
 
 // 4. wrangler dev, in its own process group so that stopping it also stops workerd under it.
 // --hyperdrive: wrangler.toml's `hyperdrive` environment, whose HYPERDRIVE binding miniflare connects

@@ -3,10 +3,13 @@
 // no DevTools inspector attached. `wrangler dev` always attaches one, and then every console.log
 // is also sent over the DevTools protocol to wrangler's Node process, which costs more per log
 // line than anything production does with it. Started by scripts/bench/worker.ts.
-//   node scripts/bench/serve-worker.ts --port N --persist-to DIR [--var NAME:VALUE]... [--hyperdrive URL]
-// --hyperdrive: a HYPERDRIVE binding connecting to URL (wrangler's local Hyperdrive), so the Worker
-// uses its Hyperdrive client (docs/hyperdrive.md).
+//   node scripts/bench/serve-worker.ts --port N --persist-to DIR --env-file FILE [--hyperdrive]
+// --env-file: the Worker's variables (scripts/local/worker-env.ts writes it), never on the command
+// line. --hyperdrive: a HYPERDRIVE binding (wrangler's local Hyperdrive) connecting to the URL in
+// CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE (wrangler's own variable for it), so the
+// Worker uses its Hyperdrive client (docs/hyperdrive.md).
 import { unstable_startWorker } from "wrangler";
+import { readWorkerEnvFile } from "../local/worker-env.ts";
 
 const args = process.argv.slice(2);
 function required(name: string): string {
@@ -15,14 +18,12 @@ function required(name: string): string {
   return value;
 }
 const bindings: Record<string, { type: "plain_text"; value: string } | { type: "hyperdrive"; id: string; localConnectionString: string }> = {};
-args.forEach((arg, i) => {
-  if (arg !== "--var") return;
-  const pair = args[i + 1] ?? "";
-  const at = pair.indexOf(":");
-  if (at < 1) throw new Error(`serve-worker: --var needs NAME:VALUE, got "${pair}"`);
-  bindings[pair.slice(0, at)] = { type: "plain_text", value: pair.slice(at + 1) };
-});
-if (args.includes("--hyperdrive")) bindings.HYPERDRIVE = { type: "hyperdrive", id: "local-hyperdrive", localConnectionString: required("--hyperdrive") };
+for (const [name, value] of Object.entries(readWorkerEnvFile(required("--env-file")))) bindings[name] = { type: "plain_text", value };
+if (args.includes("--hyperdrive")) {
+  const localConnectionString = process.env.CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE;
+  if (!localConnectionString) throw new Error("serve-worker: --hyperdrive needs CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE");
+  bindings.HYPERDRIVE = { type: "hyperdrive", id: "local-hyperdrive", localConnectionString };
+}
 
 const worker = await unstable_startWorker({
   config: "wrangler.toml",

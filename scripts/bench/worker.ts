@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "../local/postgres.ts";
+import { writeWorkerEnvFile } from "../local/worker-env.ts";
 
 export const withInspector = process.argv.includes("--inspector");
 
@@ -27,20 +28,21 @@ export interface BenchWorker {
  * docs/hyperdrive.md); with --inspector, wrangler.toml's `hyperdrive` environment.
  */
 export async function startBenchWorker(options: { port: number; persist: string; vars: Record<string, string>; hyperdrive?: string }): Promise<BenchWorker> {
-  const vars = Object.entries(options.vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+  // The variables carry a password and the session secret: in a private file, not on a command line.
+  const envFile = writeWorkerEnvFile(options.vars);
   const hyperdriveEnv = options.hyperdrive ? { CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: options.hyperdrive } : {};
   const child = withInspector
     ? spawn(
         resolve("node_modules/.bin/wrangler"),
         ["dev", "--port", String(options.port), "--inspector-port", String(await freePort()), "--persist-to", options.persist,
-          "--show-interactive-dev-session=false", "--log-level", "error", ...vars, ...(options.hyperdrive ? ["--env", "hyperdrive"] : [])],
+          "--show-interactive-dev-session=false", "--log-level", "error", "--env-file", envFile.path, ...(options.hyperdrive ? ["--env", "hyperdrive"] : [])],
         { stdio: ["ignore", "ignore", "inherit"], detached: true, env: { ...process.env, ...hyperdriveEnv } },
       )
     : spawn(
         process.execPath,
-        [resolve("scripts/bench/serve-worker.ts"), "--port", String(options.port), "--persist-to", options.persist, ...vars,
-          ...(options.hyperdrive ? ["--hyperdrive", options.hyperdrive] : [])],
-        { stdio: ["ignore", "ignore", "inherit"], detached: true },
+        [resolve("scripts/bench/serve-worker.ts"), "--port", String(options.port), "--persist-to", options.persist, "--env-file", envFile.path,
+          ...(options.hyperdrive ? ["--hyperdrive"] : [])],
+        { stdio: ["ignore", "ignore", "inherit"], detached: true, env: { ...process.env, ...hyperdriveEnv } },
       );
   return {
     process: child,
@@ -50,6 +52,7 @@ export async function startBenchWorker(options: { port: number; persist: string;
         process.kill(-child.pid!, "SIGTERM");
       } catch {}
       await sleep(500);
+      envFile.remove();
     },
   };
 }

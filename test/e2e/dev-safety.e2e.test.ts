@@ -2,7 +2,7 @@
 // its own bindings, never prints a password, seeds demo tenants only into the local embedded
 // database, refuses to start a second time on the same data folder or on taken ports (saying
 // which), and when one of its parts dies it says which and stops the others.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { copyFile, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
@@ -16,6 +16,7 @@ import { loadMigrations } from "../../scripts/migrations/files.ts";
 import { appDatabaseUrl } from "../../scripts/db/roles.ts";
 import { initDatabase } from "../../scripts/tenants/operations.ts";
 import { connectTo, dropTestDatabases, freshDatabase } from "../support/database.ts";
+import { processesMentioning } from "../support/dev-command.ts";
 
 const REPO = resolve(import.meta.dirname, "../..");
 const children = new Set<ChildProcess>();
@@ -73,11 +74,6 @@ function refusesConnections(port: number): Promise<boolean> {
     });
     socket.once("error", () => done(true));
   });
-}
-
-function processesMentioning(text: string): string[] {
-  const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-  return out.split("\n").filter((line) => line.includes(text) && !line.includes("ps -eo"));
 }
 
 const EXTERNAL_APP_ROLE = `dev_app_${process.pid}`;

@@ -10,15 +10,18 @@ import { join, resolve } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "../../scripts/local/postgres.ts";
+import { writeWorkerEnvFile, type WorkerEnvFile } from "../../scripts/local/worker-env.ts";
 import { startSqlEndpoint, type SqlEndpoint } from "../../scripts/sql-endpoint/server.ts";
 import { signCredential } from "../../src/auth/credentials.ts";
 import { normalizeHost } from "../../src/tenancy/naming.ts";
 import { fixtureOwner, fuzzHosts } from "../fixtures/fuzz-hosts.ts";
+import { processesMentioning } from "../support/dev-command.ts";
 
 let wrangler: ChildProcess | undefined;
 let port: number;
 let scratch: string;
 let output = "";
+let envFile: WorkerEnvFile | undefined;
 let owner: pg.Client;
 let endpoint: SqlEndpoint | undefined;
 let clients = 0;
@@ -102,13 +105,12 @@ beforeAll(async () => {
   // An endpoint of its own with 20 ms per database request, as from an edge location to a Neon
   // region: concurrent first requests then really overlap inside the isolate.
   endpoint = await startSqlEndpoint({ upstream: { host: adminUrl.hostname, port: Number(adminUrl.port) }, delayMs: 20 });
+  envFile = writeWorkerEnvFile({ DATABASE_URL: inject("workerDatabaseUrl"), LOCAL_SQL_ENDPOINT: endpoint.url, SESSION_SECRET });
   wrangler = spawn(
     resolve("node_modules/.bin/wrangler"),
     [
       "dev", "--port", String(port), "--inspector-port", String(await freePort()), "--persist-to", join(scratch, "state"),
-      "--show-interactive-dev-session=false", "--log-level", "error",
-      "--var", `DATABASE_URL:${inject("workerDatabaseUrl")}`, "--var", `LOCAL_SQL_ENDPOINT:${endpoint.url}`,
-      "--var", `SESSION_SECRET:${SESSION_SECRET}`,
+      "--show-interactive-dev-session=false", "--log-level", "error", "--env-file", envFile.path,
     ],
     { stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
@@ -133,6 +135,7 @@ afterAll(async () => {
   await owner?.end();
   await endpoint?.close();
   await rm(scratch, { recursive: true, force: true });
+  envFile?.remove();
 });
 
 const unique = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
@@ -150,6 +153,14 @@ function isBurstUsers(body: string): boolean {
 async function addHost(slug: string, host: string) {
   await owner.query("INSERT INTO shared.tenant_hosts (host, tenant_id) SELECT $1, id FROM shared.tenants WHERE slug = $2", [host, slug]);
 }
+
+describe("the Worker's bindings under wrangler dev", () => {
+  it("come from a private file: the app role's password and the session secret are on no command line", () => {
+    expect(wrangler?.exitCode).toBeNull();
+    expect(processesMentioning(new URL(inject("workerDatabaseUrl")).password)).toEqual([]);
+    expect(processesMentioning(SESSION_SECRET)).toEqual([]);
+  });
+});
 
 describe("concurrent first requests under wrangler dev", () => {
   beforeAll(async () => {

@@ -17,9 +17,11 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { prepareAppLogin } from "../../scripts/db/roles.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
+import { writeWorkerEnvFile, type WorkerEnvFile } from "../../scripts/local/worker-env.ts";
 import { startSqlEndpoint, type SqlEndpoint } from "../../scripts/sql-endpoint/server.ts";
 import { signCredential } from "../../src/auth/credentials.ts";
 import { REPO_ROOT, connectTo, dropTestDatabases, freshDatabase, onCitus, show, spawnScript, TENANTS_CLI, tenantsCli } from "../support/database.ts";
+import { processesMentioning } from "../support/dev-command.ts";
 import { PGBOUNCER, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
@@ -35,6 +37,7 @@ let databaseUrl: string;
 let owner: pg.Client;
 let endpoint: SqlEndpoint | undefined;
 let worker: ChildProcess | undefined;
+let envFile: WorkerEnvFile | undefined;
 let bouncer: PgBouncer | undefined;
 let workerOutput = "";
 let appUrl: string;
@@ -101,21 +104,29 @@ async function stopWorker(): Promise<void> {
     await sleep(500);
   }
   worker = undefined;
+  envFile?.remove();
+  envFile = undefined;
   await bouncer?.stop();
   bouncer = undefined;
 }
 
 /** Serves the Worker with wrangler's dev server (scripts/bench/serve-worker.ts) until it answers for HOST. */
-async function startWorker(vars: Record<string, string>, extra: string[] = []): Promise<void> {
+async function startWorker(vars: Record<string, string>, hyperdrive?: string): Promise<void> {
   port = await freePort();
   workerOutput = "";
+  envFile = writeWorkerEnvFile({ ...vars, SESSION_SECRET });
   worker = spawn(
     process.execPath,
     [
       resolve(REPO_ROOT, "scripts/bench/serve-worker.ts"), "--port", String(port), "--persist-to", join(scratch, `state-${port}`),
-      ...Object.entries({ ...vars, SESSION_SECRET }).flatMap(([name, value]) => ["--var", `${name}:${value}`]), ...extra,
+      "--env-file", envFile.path, ...(hyperdrive ? ["--hyperdrive"] : []),
     ],
-    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true },
+    {
+      cwd: REPO_ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+      env: { ...process.env, ...(hyperdrive ? { CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: hyperdrive } : {}) },
+    },
   );
   worker.stdout!.on("data", (d: Buffer) => (workerOutput += d.toString()));
   worker.stderr!.on("data", (d: Buffer) => (workerOutput += d.toString()));
@@ -177,12 +188,16 @@ describe.skipIf(!onCitus)("moving a tenant while the Worker serves it", () => {
       } else {
         // No DATABASE_URL: the Worker can only reach the database through its Hyperdrive binding.
         bouncer = await startPgBouncer(appUrl, 5);
-        await startWorker({}, ["--hyperdrive", `${bouncer.url(appUrl)}?sslmode=disable`]);
+        await startWorker({}, `${bouncer.url(appUrl)}?sslmode=disable`);
       }
     });
     afterAll(stopWorker);
 
     it.skipIf(skip)("serves every read and write during citus_schema_move: 0 failed requests, 0 lost or duplicated rows", async () => {
+      // The Worker got the app role's password and the session secret from a private file: no
+      // process shows them on its command line.
+      expect(processesMentioning(new URL(appUrl).password)).toEqual([]);
+      expect(processesMentioning(SESSION_SECRET)).toEqual([]);
       const before = await tenantsCli({ databaseUrl }, "placement", "--json");
       expect(before.code, show(before)).toBe(0);
       const from = (JSON.parse(before.stdout) as { tenants: Array<{ slug: string; node: string }> }).tenants.find((t) => t.slug === "moving")!.node;

@@ -36,7 +36,7 @@ export async function adminAuth(port: number, host: string, email: string): Prom
   return { Authorization: `Bearer ${JSON.parse(res.body).token}` };
 }
 
-/** Lines of `ps` that mention `text` (a scratch folder, a port): what is still running. */
+/** Lines of `ps` that mention `text` (a scratch folder, a port, a password): what runs, or shows it on its command line. */
 export function processesMentioning(text: string): string[] {
   const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
   return out.split("\n").filter((line) => line.includes(text) && !line.includes("ps -eo"));
