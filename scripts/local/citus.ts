@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import { credentialsPath, DEFAULT_CITUS_PORT, DEFAULT_DATABASE, embeddedDatabaseUrl, readEmbeddedCredentials } from "./defaults.ts";
-import { ephemeralRangeStart, portInUse, prepareDataDir, postgresUserIds, type LocalDatabase } from "./postgres.ts";
+import { freePortBlock, prepareDataDir, postgresUserIds, type LocalDatabase } from "./postgres.ts";
 
 export { DEFAULT_CITUS_DATA_DIR, DEFAULT_CITUS_PORT } from "./defaults.ts";
 /** The superuser of every node (it owns the database and runs migrations). */
@@ -162,13 +162,9 @@ async function connectWhenReady(config: pg.ClientConfig, child: ChildProcess, lo
 
 /** Three consecutive free ports on loopback for a throwaway cluster (tests, benchmarks). */
 export async function freeCitusPorts(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    // Below the kernel's ephemeral range, as freePort does: bind(0) elsewhere cannot take them meanwhile.
-    const base = 10_000 + Math.floor(Math.random() * Math.max(1_000, ephemeralRangeStart() - 10_003));
-    const taken = await Promise.all([base, base + 1, base + 2].map((port) => portInUse(port)));
-    if (!taken.some(Boolean)) return base;
-  }
-  throw new Error("found no three consecutive free ports on 127.0.0.1 for a Citus cluster");
+  const base = await freePortBlock(3);
+  if (base === undefined) throw new Error("found no three consecutive free ports on 127.0.0.1 for a Citus cluster");
+  return base;
 }
 
 /**

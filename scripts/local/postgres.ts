@@ -56,7 +56,7 @@ export interface EmbeddedOptions {
 const handedOut = new Set<number>();
 
 /** The first port of the kernel's ephemeral range (what bind(0) picks from); 32768 when unknown. */
-export function ephemeralRangeStart(): number {
+function ephemeralRangeStart(): number {
   try {
     const start = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
     return Number.isInteger(start) && start > 0 ? start : 32768;
@@ -65,22 +65,34 @@ export function ephemeralRangeStart(): number {
   }
 }
 
+/** Ports in the range below that fetch() and browsers refuse to connect to (the fetch spec's "bad ports"). */
+const BAD_PORTS = new Set([10080]);
+
 /**
- * A free TCP port on loopback, for a server started a moment later. It is taken below the kernel's
- * ephemeral range: a port there may be handed by the kernel to anything that binds port 0 in the
- * meantime (wrangler's and miniflare's own helper servers do), and a benchmark once found its
- * Worker's port answered by another Worker's loopback server. Falls back to the kernel's choice.
+ * `count` consecutive free TCP ports on loopback, for servers started a moment later; the first is
+ * returned, or undefined when none was found. They are taken below the kernel's ephemeral range: a
+ * port there may be handed by the kernel to anything that binds port 0 in the meantime (wrangler's
+ * and miniflare's own helper servers do), and a benchmark once found its Worker's port answered by
+ * another Worker's loopback server. A port is never handed out twice by one process.
  */
-export async function freePort(): Promise<number> {
+export async function freePortBlock(count: number): Promise<number | undefined> {
   const low = 10_000;
-  const high = ephemeralRangeStart();
-  for (let attempt = 0; high - low > 1_000 && attempt < 50; attempt++) {
-    const port = low + Math.floor(Math.random() * (high - low));
-    if (handedOut.has(port) || (await portInUse(port))) continue;
-    handedOut.add(port);
-    return port;
+  const high = ephemeralRangeStart() - count;
+  if (high - low < 1_000) return undefined;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = low + Math.floor(Math.random() * (high - low));
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if (ports.some((port) => handedOut.has(port) || BAD_PORTS.has(port))) continue;
+    if ((await Promise.all(ports.map((port) => portInUse(port)))).some(Boolean)) continue;
+    for (const port of ports) handedOut.add(port);
+    return base;
   }
-  return kernelPort();
+  return undefined;
+}
+
+/** A free TCP port on loopback, for a server started a moment later (see freePortBlock); else the kernel's choice. */
+export async function freePort(): Promise<number> {
+  return (await freePortBlock(1)) ?? kernelPort();
 }
 
 function kernelPort(): Promise<number> {
