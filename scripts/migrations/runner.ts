@@ -242,19 +242,22 @@ export async function checkLockCapacity(client: pg.Client, plan: MigrationPlan, 
   const estimate = estimateLocks(plan.shared, sample.pending, citus);
   const perTenant = Math.max(1, estimate.perTenant);
   const forShared = estimate.once;
-  const { whose, per_tx, conns, prepared } = (await lockTables(client, citus))[0]!;
+  const tables = await lockTables(client, citus);
+  const { whose, per_tx, conns, prepared } = tables[0]!;
   const capacity = per_tx * (conns + prepared);
   const perTransaction = Math.min(plan.tenants.length, batchSize ?? plan.tenants.length);
   const needed = (batchSize === undefined ? forShared : 0) + perTenant * perTransaction;
   // Other sessions use the same lock table: leave them a fifth of it.
   if (needed > capacity * 0.8) {
+    // The setting that makes every node's table fit (a node with fewer connections needs more).
+    const raiseTo = Math.max(...tables.map((t) => Math.ceil(needed / 0.8 / (t.conns + t.prepared))));
     const suggested = Math.max(1, Math.floor((capacity * 0.5) / perTenant / 100) * 100 || Math.floor((capacity * 0.5) / perTenant));
     throw new MigrationError(
       `one transaction for ${perTransaction} tenants${largestIsCanary ? " (the canary)" : batchSize === undefined ? "" : " (one batch)"} would take about ${needed} locks (${perTenant} per tenant${citus ? `, PostgreSQL's estimate x ${CITUS_LOCK_FACTOR} for Citus` : ""}), ` +
         `more than ${whose} holds safely (max_locks_per_transaction=${per_tx} x ` +
         `(max_connections=${conns} + max_prepared_transactions=${prepared}) = ${capacity}). Nothing was applied. ` +
         `Run with ${largestIsCanary ? `--canary ${suggested} (or fewer) and --batch-size ${suggested}` : `${batchSize === undefined ? "" : "a smaller "}--batch-size ${suggested}`}, or raise max_locks_per_transaction to at least ` +
-        `${Math.ceil(needed / 0.8 / (conns + prepared))}${citus ? " on every node" : ""} and restart PostgreSQL.`,
+        `${raiseTo}${citus ? " on every node" : ""} and restart PostgreSQL.`,
     );
   }
 }

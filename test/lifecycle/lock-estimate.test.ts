@@ -144,7 +144,7 @@ describe("the capacity check on this server", () => {
       `SELECT current_setting('max_locks_per_transaction')::int
               * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int) AS capacity`,
     );
-    const perTenant = estimateLocks([], tenant, onCitus).perTenant;
+    const { perTenant, once } = estimateLocks([], tenant, onCitus);
     // Enough tenants (on paper: nothing runs) to fill the lock table, and a tenth of them, which fits.
     const fleet = Math.ceil(rows[0]!.capacity / perTenant) + 1;
     const plan = (n: number) => ({
@@ -153,7 +153,7 @@ describe("the capacity check on this server", () => {
       tenants: Array.from({ length: n }, (_, i) => ({ tenant: { id: i + 1, slug: `t${i}`, schema: `tenant_t${i}`, applied: [] }, pending: tenant })),
     });
     const refused = await checkLockCapacity(client, plan(fleet), undefined, false, onCitus).then(() => "fits", (error: Error) => error.message);
-    expect(refused).toContain(`one transaction for ${fleet} tenants would take about ${perTenant * fleet} locks (${perTenant} per tenant`);
+    expect(refused).toContain(`one transaction for ${fleet} tenants would take about ${once + perTenant * fleet} locks (${perTenant} per tenant`);
     if (onCitus) {
       // All nodes of the test cluster have the same settings: the coordinator's table comes first.
       expect(refused).toContain(`${perTenant} per tenant, PostgreSQL's estimate x ${CITUS_LOCK_FACTOR} for Citus), more than the coordinator's lock table holds safely`);
