@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { signCredential } from "../../src/auth/credentials.ts";
 import { hashPassword } from "../../src/security/password.ts";
 import { connect } from "../db/connect.ts";
+import { prepareAppLogin } from "../db/roles.ts";
 import { getByHost } from "../local/http.ts";
 import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
 import { loadMigrations } from "../migrations/files.ts";
@@ -53,6 +54,8 @@ try {
     `INSERT INTO "${tenant.schema}".items (title, description, owner_id) SELECT 'item ' || g, 'description ' || g, 1 FROM generate_series(1, $1::int) g`,
     [itemCount],
   );
+  // The Worker connects as the app role with a fresh password, never as the owner (docs/roles.md).
+  const appUrl = await prepareAppLogin(client, database.url);
   await client.end();
 
   const now = Math.floor(Date.now() / 1000);
@@ -63,7 +66,7 @@ try {
   worker = await startBenchWorker({
     port,
     persist: join(scratch, "state"),
-    vars: { DATABASE_URL: database.url, LOCAL_SQL_ENDPOINT: endpoint.url, SESSION_SECRET: sessionSecret },
+    vars: { DATABASE_URL: appUrl, LOCAL_SQL_ENDPOINT: endpoint.url, SESSION_SECRET: sessionSecret },
   });
   await waitUntilServing("the pages benchmark", () => get("/items", bearer), worker);
 

@@ -7,8 +7,9 @@
 // request. Also counts catalog queries per 1,000 warm requests of (a), at the SQL endpoint.
 // Then the flood: --flood (10,000) requests for distinct random unknown hosts from one client,
 // interleaved with (a)'s known-tenant traffic; prints the share of them that reached the catalog,
-// the KV entries written for them, and the known tenants' throughput beside the flood, against the
-// same traffic alone and beside as many ordinary requests (see the comment at the flood below).
+// the KV entries written for them, the known tenants' throughput beside the flood, beside a control
+// stream of ordinary requests and alone, and the CPU time of a flood request against an ordinary
+// one (see the comment at the flood below).
 // --path /tenant measures the same with a route that makes one query and needs no sign-in (GET
 // /users/{id} also verifies the bearer token's user: one more query on every variant).
 // Each variant's Worker runs in a process group of its own; beside throughput and latency the table

@@ -9,6 +9,7 @@
 // CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE (wrangler's own variable for it), so the
 // Worker uses its Hyperdrive client (docs/hyperdrive.md).
 import { unstable_startWorker } from "wrangler";
+import { resolve } from "node:path";
 import { readWorkerEnvFile } from "../local/worker-env.ts";
 
 const args = process.argv.slice(2);
@@ -18,7 +19,8 @@ function required(name: string): string {
   return value;
 }
 const bindings: Record<string, { type: "plain_text"; value: string } | { type: "hyperdrive"; id: string; localConnectionString: string }> = {};
-for (const [name, value] of Object.entries(readWorkerEnvFile(required("--env-file")))) bindings[name] = { type: "plain_text", value };
+const envFile = resolve(required("--env-file"));
+for (const [name, value] of Object.entries(readWorkerEnvFile(envFile))) bindings[name] = { type: "plain_text", value };
 if (args.includes("--hyperdrive")) {
   const localConnectionString = process.env.CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE;
   if (!localConnectionString) throw new Error("serve-worker: --hyperdrive needs CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE");
@@ -27,6 +29,8 @@ if (args.includes("--hyperdrive")) {
 
 const worker = await unstable_startWorker({
   config: "wrangler.toml",
+  // Only this file: never the checkout's .env / .dev.vars, whose DATABASE_URL is the owner's.
+  envFiles: [envFile],
   bindings,
   dev: {
     inspector: false,

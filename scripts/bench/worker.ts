@@ -28,13 +28,14 @@ export interface BenchWorker {
  * docs/hyperdrive.md); with --inspector, wrangler.toml's `hyperdrive` environment.
  */
 export async function startBenchWorker(options: { port: number; persist: string; vars: Record<string, string>; hyperdrive?: string }): Promise<BenchWorker> {
+  const inspectorPort = withInspector ? await freePort() : 0;
   // The variables carry a password and the session secret: in a private file, not on a command line.
   const envFile = writeWorkerEnvFile(options.vars);
   const hyperdriveEnv = options.hyperdrive ? { CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: options.hyperdrive } : {};
   const child = withInspector
     ? spawn(
         resolve("node_modules/.bin/wrangler"),
-        ["dev", "--port", String(options.port), "--inspector-port", String(await freePort()), "--persist-to", options.persist,
+        ["dev", "--port", String(options.port), "--inspector-port", String(inspectorPort), "--persist-to", options.persist,
           "--show-interactive-dev-session=false", "--log-level", "error", "--env-file", envFile.path, ...(options.hyperdrive ? ["--env", "hyperdrive"] : [])],
         { stdio: ["ignore", "ignore", "inherit"], detached: true, env: { ...process.env, ...hyperdriveEnv } },
       )

@@ -7,13 +7,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseEnv } from "node:util";
 
+/** Characters that dotenv or its variable expansion would change inside a double-quoted value. */
+export const DOTENV_UNSAFE = /[$"`\\\n\r]/;
+
 /**
- * A dotenv value: quoted, with `$`, quotes, backslashes and line breaks percent-encoded so that
- * neither dotenv nor its variable expansion changes it. The values are URLs, where that encoding
- * keeps the meaning, and secrets, which stay the same from one start to the next.
+ * A dotenv value, double-quoted. In a URL, the characters dotenv would change are percent-encoded,
+ * which keeps the URL's meaning; any other value holding one is refused.
  */
-export function dotenvValue(value: string): string {
-  return `"${value.replace(/[$"'`\\\n\r]/g, (c) => encodeURIComponent(c))}"`;
+export function dotenvValue(value: string, name = "a Worker binding"): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return `"${value.replace(new RegExp(DOTENV_UNSAFE, "g"), (c) => encodeURIComponent(c))}"`;
+  if (DOTENV_UNSAFE.test(value)) throw new Error(`${name} must not contain $, double quotes, backquotes, backslashes or line breaks`);
+  return `"${value}"`;
 }
 
 export interface WorkerEnvFile {
@@ -24,12 +28,12 @@ export interface WorkerEnvFile {
 
 /** Writes `vars` as a dotenv file readable by its owner only, in a private folder of its own. */
 export function writeWorkerEnvFile(vars: Record<string, string>): WorkerEnvFile {
-  const dir = mkdtempSync(join(tmpdir(), "edge-tenants-worker-env-"));
-  const path = join(dir, "worker.env");
   const lines = Object.entries(vars).map(([name, value]) => {
     if (!/^[A-Z_][A-Z0-9_]*$/.test(name)) throw new Error(`"${name}" is not a binding name (capitals, digits and _)`);
-    return `${name}=${dotenvValue(value)}\n`;
+    return `${name}=${dotenvValue(value, name)}\n`;
   });
+  const dir = mkdtempSync(join(tmpdir(), "edge-tenants-worker-env-"));
+  const path = join(dir, "worker.env");
   writeFileSync(path, lines.join(""), { mode: 0o600 });
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

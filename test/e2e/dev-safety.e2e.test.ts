@@ -148,6 +148,15 @@ describe("npm run dev on the local embedded database, from a clone with a .env",
     expect((await getByHost(ports.worker, "acme.localhost", "/tenant")).status).toBe(200);
   }, 60_000);
 
+  it("refuses a SESSION_SECRET that the Worker's env file could not carry unchanged, before starting anything", async () => {
+    const odd = startDev(dir, { SESSION_SECRET: "a-secret-with-a-dollar-$HOME-0123456789abcdef", LOCAL_DATA_DIR: join(dir, "odd-folder") });
+    expect(await odd.exited).toBe(1);
+    expect(odd.output()).toBe(
+      "error: SESSION_SECRET must not contain $, double quotes, backquotes, backslashes or line breaks (e.g. `openssl rand -hex 32`), or unset it for a random one\n",
+    );
+    expect(existsSync(join(dir, "odd-folder"))).toBe(false);
+  }, 60_000);
+
   it("lists every taken port with its variable in one message", async () => {
     const third = startDev(dir, { LOCAL_DATA_DIR: join(dir, "another-folder") });
     expect(await third.exited).toBe(1);
