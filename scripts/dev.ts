@@ -10,7 +10,7 @@ import { workerDatabaseUrl as appRoleDatabaseUrl } from "./db/roles.ts";
 import { readLocalConfig, stackArgs } from "./local/config.ts";
 import { prepareDemoDatabase } from "./local/demo.ts";
 import { describeStack, onShutdown, startLocalStack, type LocalStack } from "./local/stack.ts";
-import { DOTENV_UNSAFE, writeWorkerEnvFile } from "./local/worker-env.ts";
+import { dotenvValue, writeWorkerEnvFile } from "./local/worker-env.ts";
 
 const config = readLocalConfig();
 const args = stackArgs("npm run dev", process.argv.slice(2), config);
@@ -24,8 +24,11 @@ function fail(message: string): never {
 // survive a restart), otherwise a fresh random one per start (everyone signs in again).
 const sessionSecret = process.env.SESSION_SECRET || randomBytes(32).toString("hex");
 if (sessionSecret.length < 32) fail("SESSION_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`), or unset for a random one");
-if (DOTENV_UNSAFE.test(sessionSecret)) {
-  fail("SESSION_SECRET must not contain $, double quotes, backquotes, backslashes or line breaks (e.g. `openssl rand -hex 32`), or unset it for a random one");
+// Checked now, before anything starts: the Worker gets it through an env file (step 3).
+try {
+  dotenvValue(sessionSecret, "SESSION_SECRET");
+} catch (error) {
+  fail(`${(error as Error).message} (e.g. \`openssl rand -hex 32\`), or unset it for a random one`);
 }
 
 // 1. The database and the endpoint (after checking that every port, wrangler's too, is free).

@@ -10,7 +10,6 @@
 // Worker uses its Hyperdrive client (docs/hyperdrive.md).
 import { unstable_startWorker } from "wrangler";
 import { resolve } from "node:path";
-import { readWorkerEnvFile } from "../local/worker-env.ts";
 
 const args = process.argv.slice(2);
 function required(name: string): string {
@@ -18,9 +17,7 @@ function required(name: string): string {
   if (!args.includes(name) || !value) throw new Error(`serve-worker: ${name} is required`);
   return value;
 }
-const bindings: Record<string, { type: "plain_text"; value: string } | { type: "hyperdrive"; id: string; localConnectionString: string }> = {};
-const envFile = resolve(required("--env-file"));
-for (const [name, value] of Object.entries(readWorkerEnvFile(envFile))) bindings[name] = { type: "plain_text", value };
+const bindings: Record<string, { type: "hyperdrive"; id: string; localConnectionString: string }> = {};
 if (args.includes("--hyperdrive")) {
   const localConnectionString = process.env.CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE;
   if (!localConnectionString) throw new Error("serve-worker: --hyperdrive needs CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE");
@@ -29,8 +26,9 @@ if (args.includes("--hyperdrive")) {
 
 const worker = await unstable_startWorker({
   config: "wrangler.toml",
-  // Only this file: never the checkout's .env / .dev.vars, whose DATABASE_URL is the owner's.
-  envFiles: [envFile],
+  // The Worker's variables from this file only: never the checkout's .env / .dev.vars, whose
+  // DATABASE_URL is the owner's.
+  envFiles: [resolve(required("--env-file"))],
   bindings,
   dev: {
     inspector: false,

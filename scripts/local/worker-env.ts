@@ -2,13 +2,12 @@
 // in a private file (`--env-file`), never on a command line, where any user of the machine can read
 // them (`ps`) and wrangler lists them. Used by `npm run dev`, the benchmarks and the tests that
 // start the Worker themselves.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseEnv } from "node:util";
 
 /** Characters that dotenv or its variable expansion would change inside a double-quoted value. */
-export const DOTENV_UNSAFE = /[$"`\\\n\r]/;
+const DOTENV_UNSAFE = /[$"`\\\n\r]/;
 
 /**
  * A dotenv value, double-quoted. In a URL, the characters dotenv would change are percent-encoded,
@@ -36,9 +35,4 @@ export function writeWorkerEnvFile(vars: Record<string, string>): WorkerEnvFile 
   const path = join(dir, "worker.env");
   writeFileSync(path, lines.join(""), { mode: 0o600 });
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** Reads a file written by writeWorkerEnvFile (or any dotenv file) back into plain values. */
-export function readWorkerEnvFile(path: string): Record<string, string> {
-  return parseEnv(readFileSync(path, "utf8")) as Record<string, string>;
 }
