@@ -2,7 +2,7 @@
 // whole group stopped): by default wrangler's dev server without the DevTools inspector
 // (scripts/bench/serve-worker.ts); with `--inspector` on the benchmark's command line, plain
 // `wrangler dev`, which attaches one (the local development experience, debugger included).
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -23,27 +23,44 @@ export interface BenchWorker {
   stop(): Promise<void>;
 }
 
+/** The checkout: wrangler reads wrangler.toml from its working folder. */
+const ROOT = resolve(import.meta.dirname, "../..");
+
 /**
  * `hyperdrive`: a connection string for a HYPERDRIVE binding (the Worker's Hyperdrive client,
- * docs/hyperdrive.md); with --inspector, wrangler.toml's `hyperdrive` environment.
+ * docs/hyperdrive.md); with --inspector, wrangler.toml's `hyperdrive` environment. `output`:
+ * "pipe" to read the Worker's stdout and stderr from `process` (tests); by default stderr is
+ * inherited and stdout dropped.
  */
-export async function startBenchWorker(options: { port: number; persist: string; vars: Record<string, string>; hyperdrive?: string }): Promise<BenchWorker> {
+export async function startBenchWorker(options: {
+  port: number;
+  persist: string;
+  vars: Record<string, string>;
+  hyperdrive?: string;
+  output?: "pipe";
+}): Promise<BenchWorker> {
   const inspectorPort = withInspector ? await freePort() : 0;
   // The variables carry a password and the session secret: in a private file, not on a command line.
   const envFile = writeWorkerEnvFile(options.vars);
   const hyperdriveEnv = options.hyperdrive ? { CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: options.hyperdrive } : {};
-  const child = withInspector
+  const spawnOptions: SpawnOptions = {
+    cwd: ROOT,
+    stdio: options.output === "pipe" ? ["ignore", "pipe", "pipe"] : ["ignore", "ignore", "inherit"],
+    detached: true,
+    env: { ...process.env, ...hyperdriveEnv },
+  };
+  const child: ChildProcess = withInspector
     ? spawn(
-        resolve("node_modules/.bin/wrangler"),
+        resolve(ROOT, "node_modules/.bin/wrangler"),
         ["dev", "--port", String(options.port), "--inspector-port", String(inspectorPort), "--persist-to", options.persist,
           "--show-interactive-dev-session=false", "--log-level", "error", "--env-file", envFile.path, ...(options.hyperdrive ? ["--env", "hyperdrive"] : [])],
-        { stdio: ["ignore", "ignore", "inherit"], detached: true, env: { ...process.env, ...hyperdriveEnv } },
+        spawnOptions,
       )
     : spawn(
         process.execPath,
-        [resolve("scripts/bench/serve-worker.ts"), "--port", String(options.port), "--persist-to", options.persist, "--env-file", envFile.path,
+        [resolve(ROOT, "scripts/bench/serve-worker.ts"), "--port", String(options.port), "--persist-to", options.persist, "--env-file", envFile.path,
           ...(options.hyperdrive ? ["--hyperdrive"] : [])],
-        { stdio: ["ignore", "ignore", "inherit"], detached: true, env: { ...process.env, ...hyperdriveEnv } },
+        spawnOptions,
       );
   return {
     process: child,

@@ -7,20 +7,19 @@
 // HTTP requests for the tenant's host before, during and after the move (inserts, updates, reads).
 // Every request must succeed, every acknowledged write must be in the table exactly once, and
 // nothing else; the latency of the requests during the move (p50/p99/max) is printed.
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { prepareAppLogin } from "../../scripts/db/roles.ts";
 import { freePort } from "../../scripts/local/postgres.ts";
-import { writeWorkerEnvFile, type WorkerEnvFile } from "../../scripts/local/worker-env.ts";
+import { startBenchWorker, type BenchWorker } from "../../scripts/bench/worker.ts";
 import { startSqlEndpoint, type SqlEndpoint } from "../../scripts/sql-endpoint/server.ts";
 import { signCredential } from "../../src/auth/credentials.ts";
-import { REPO_ROOT, connectTo, dropTestDatabases, freshDatabase, onCitus, show, spawnScript, TENANTS_CLI, tenantsCli } from "../support/database.ts";
+import { connectTo, dropTestDatabases, freshDatabase, onCitus, show, spawnScript, TENANTS_CLI, tenantsCli } from "../support/database.ts";
 import { processesMentioning } from "../support/dev-command.ts";
 import { PGBOUNCER, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 
@@ -36,8 +35,7 @@ const READERS = 4;
 let databaseUrl: string;
 let owner: pg.Client;
 let endpoint: SqlEndpoint | undefined;
-let worker: ChildProcess | undefined;
-let envFile: WorkerEnvFile | undefined;
+let worker: BenchWorker | undefined;
 let bouncer: PgBouncer | undefined;
 let workerOutput = "";
 let appUrl: string;
@@ -97,42 +95,29 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function stopWorker(): Promise<void> {
-  if (worker?.pid && worker.exitCode === null) {
-    try {
-      process.kill(-worker.pid, "SIGTERM");
-    } catch {}
-    await sleep(500);
-  }
+  await worker?.stop();
   worker = undefined;
-  envFile?.remove();
-  envFile = undefined;
   await bouncer?.stop();
   bouncer = undefined;
 }
 
-/** Serves the Worker with wrangler's dev server (scripts/bench/serve-worker.ts) until it answers for HOST. */
+/** Serves the Worker as the benchmarks do (scripts/bench/worker.ts: wrangler's dev server, bindings in a private file) until it answers for HOST. */
 async function startWorker(vars: Record<string, string>, hyperdrive?: string): Promise<void> {
   port = await freePort();
   workerOutput = "";
-  envFile = writeWorkerEnvFile({ ...vars, SESSION_SECRET });
-  worker = spawn(
-    process.execPath,
-    [
-      resolve(REPO_ROOT, "scripts/bench/serve-worker.ts"), "--port", String(port), "--persist-to", join(scratch, `state-${port}`),
-      "--env-file", envFile.path, ...(hyperdrive ? ["--hyperdrive"] : []),
-    ],
-    {
-      cwd: REPO_ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-      env: { ...process.env, ...(hyperdrive ? { CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE: hyperdrive } : {}) },
-    },
-  );
-  worker.stdout!.on("data", (d: Buffer) => (workerOutput += d.toString()));
-  worker.stderr!.on("data", (d: Buffer) => (workerOutput += d.toString()));
+  worker = await startBenchWorker({
+    port,
+    persist: join(scratch, `state-${port}`),
+    vars: { ...vars, SESSION_SECRET },
+    ...(hyperdrive ? { hyperdrive } : {}),
+    output: "pipe",
+  });
+  const { process: child } = worker;
+  child.stdout!.on("data", (d: Buffer) => (workerOutput += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (workerOutput += d.toString()));
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (worker.exitCode !== null) throw new Error(`the Worker exited:\n${workerOutput}`);
+    if (child.exitCode !== null) throw new Error(`the Worker exited:\n${workerOutput}`);
     const a = await send("GET", "/items?limit=1");
     if (a.status === 200) break;
     if (Date.now() > deadline) throw new Error(`the Worker did not serve ${HOST} in time: ${a.status} ${a.body}\n${workerOutput}`);
