@@ -195,7 +195,7 @@ function ledgerRows(plans: TenantPlan[]) {
 }
 
 interface LockTable {
-  /** Where: "the server's", or on Citus "the lock table of <node> (host:port)". */
+  /** Which table, for messages: "the server's lock table", "the coordinator's lock table", "the lock table of Citus node host:port". */
   whose: string;
   per_tx: number;
   conns: number;

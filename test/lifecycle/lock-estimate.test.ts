@@ -145,7 +145,7 @@ describe("the capacity check on this server", () => {
               * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int) AS capacity`,
     );
     const { perTenant, once } = estimateLocks([], tenant, onCitus);
-    // Enough tenants (on paper: nothing runs) to fill the lock table, and a tenth of them, which fits.
+    // Enough tenants (on paper: nothing runs) to fill the lock table; then in the batches advised.
     const fleet = Math.ceil(rows[0]!.capacity / perTenant) + 1;
     const plan = (n: number) => ({
       shared: [],
