@@ -8,9 +8,9 @@ import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import pg from "pg";
 import { CLAIMED_BY_SQL, CLAIM_SLOT_SQL, PICK_SLOT_SQL, newClaimToken } from "../../src/tenancy/pool.ts";
-import { quoteIdent } from "../../src/tenancy/naming.ts";
+import { newTenantSchemaName, quoteIdent } from "../../src/tenancy/naming.ts";
 import type { MigrationSet } from "../migrations/files.ts";
-import { createTenant, initDatabase } from "../tenants/operations.ts";
+import { createTenant, createTenantSchema, initDatabase } from "../tenants/operations.ts";
 import { fillPool } from "../tenants/pool.ts";
 
 export interface PoolBenchOptions {
@@ -88,6 +88,17 @@ export async function benchPool(o: PoolBenchOptions): Promise<void> {
       createP50[size] = quantile(plain, 0.5);
       rows.push(`   at ${size.toLocaleString("en-US")} tenants, load ${load()}:`);
       rows.push(`     non-pool create (createTenant, new schema): p50 ${ms(createP50[size])}, p99 ${ms(quantile(plain, 0.99))} over ${plain.length}`);
+      // Its floor, for scale: the new schema's DDL alone (CREATE SCHEMA, grants, the tenant track to
+      // head, the ledger rows), the one round trip createTenant sends it in, rolled back.
+      const ddl: number[] = [];
+      for (let i = 0; i < SAMPLES / 2; i++) {
+        await client.query("BEGIN");
+        const t0 = performance.now();
+        await createTenantSchema(client, newTenantSchemaName(), o.migrations.tenant, {});
+        ddl.push(performance.now() - t0);
+        await client.query("ROLLBACK");
+      }
+      rows.push(`       of which the schema's DDL alone (one round trip, rolled back; for scale): p50 ${ms(quantile(ddl, 0.5))}, p99 ${ms(quantile(ddl, 0.99))} over ${ddl.length}`);
 
       // pool fill --size 100, a whole process.
       const fill = await runProcess(process.execPath, [o.tenantsCli, "pool", "fill", "--size", String(SAMPLES)], env, o.cwd);
@@ -188,11 +199,14 @@ export async function benchSignup(o: { url: string; migrations: MigrationSet; sa
       return { status: res.status, body: await res.text() };
     });
     const times: number[] = [];
+    const pageTimes: number[] = [];
     const statuses: number[] = [];
     let firstRefusal = "";
     for (let i = 0; i < o.count; i++) {
       const ip = `198.51.100.${(i % 250) + 1}`;
+      const p0 = performance.now();
       const page = await fetch(`${base}/sign-up`, { headers: { "CF-Connecting-IP": ip } });
+      pageTimes.push(performance.now() - p0);
       const cookie = page.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
       const token = /name="csrf" value="([^"]+)"/.exec(await page.text())![1]!;
       const slug = `web${i}_${Date.now().toString(36)}`; // its host: web<i>-<time>.localhost
@@ -214,6 +228,8 @@ export async function benchSignup(o: { url: string; migrations: MigrationSet; sa
     o.say(`   POST /signup via ${servedBy}, load ${load()}: p50 ${ms(quantile(ok, 0.5))}, p99 ${ms(quantile(ok, 0.99))} over ${ok.length} sign-ups (303)` +
       (other.length ? `; ${other.length} other answers: ${[...new Set(other)].join(", ")} (first: ${firstRefusal})` : "") +
       `  ${quantile(ok, 0.5) <= 30 ? "OK  " : "MISS"} (target p50 <= 30 ms; it includes hashing the password: PBKDF2-SHA256, 100,000 iterations)`);
+    // For scale: the same server's answer to a request that needs no database (the sign-up form).
+    o.say(`     GET /sign-up before each (no database: the dev server's and the Worker's cost of any request, for scale): p50 ${ms(quantile(pageTimes, 0.5))}, p99 ${ms(quantile(pageTimes, 0.99))} over ${pageTimes.length}`);
   } finally {
     await worker.stop();
     await endpoint.close();
