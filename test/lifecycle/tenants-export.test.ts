@@ -227,4 +227,17 @@ describe("export and import", () => {
     const ledger = await b.query("SELECT migration FROM public.schema_migrations WHERE schema_name = $1 ORDER BY migration", [imported.tenant.schema]);
     expect(ledger.rows.map((r) => r.migration)).toEqual(tenantTags);
   });
+
+  it("maintenance mode is not carried: the file does not hold it, and the imported tenant serves at once", async () => {
+    await ok(urlA, "maintenance", "acme", "on", "--message", "Moving to another database");
+    try {
+      await ok(urlA, "export", "acme", "--out", file("acme-in-maintenance.tenant"));
+      expect(readFileSync(file("acme-in-maintenance.tenant"), "utf8").split("\n", 2)[1]).not.toContain("Moving to another database");
+      const imported = JSON.parse(await ok(urlB, "import", file("acme-in-maintenance.tenant"), "--slug", "acme_moved", "--host", "moved.acme.test", "--json"));
+      expect(imported.tenant.maintenance).toBeNull();
+      expect(imported.tenant.rateLimitTier).toBe("high");
+    } finally {
+      await ok(urlA, "maintenance", "acme", "off");
+    }
+  });
 });
