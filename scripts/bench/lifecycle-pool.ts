@@ -3,7 +3,8 @@
 // (1,000 then 10,000 by default, --pool-sizes 1000,10000) with createTenant; at each size, non-pool
 // creation, `tenants pool fill --size 100` (a whole process), and claims through `pg`: the claim
 // alone (pick a slot; the claim statement) and the sign-up transaction's SQL (pick a slot; BEGIN;
-// claim; admin user; COMMIT), taking turns; then createTenant claiming a slot.
+// claim; admin user; COMMIT), taking turns; then createTenant claiming a slot; last, for comparison
+// with non-pool creation, the new schema's DDL alone (rolled back).
 import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import pg from "pg";
@@ -88,17 +89,7 @@ export async function benchPool(o: PoolBenchOptions): Promise<void> {
       createP50[size] = quantile(plain, 0.5);
       rows.push(`   at ${size.toLocaleString("en-US")} tenants, load ${load()}:`);
       rows.push(`     non-pool create (createTenant, new schema): p50 ${ms(createP50[size])}, p99 ${ms(quantile(plain, 0.99))} over ${plain.length}`);
-      // Its floor, for scale: the new schema's DDL alone (CREATE SCHEMA, grants, the tenant track to
-      // head, the ledger rows), the one round trip createTenant sends it in, rolled back.
-      const ddl: number[] = [];
-      for (let i = 0; i < SAMPLES / 2; i++) {
-        await client.query("BEGIN");
-        const t0 = performance.now();
-        await createTenantSchema(client, newTenantSchemaName(), o.migrations.tenant, {});
-        ddl.push(performance.now() - t0);
-        await client.query("ROLLBACK");
-      }
-      rows.push(`       of which the schema's DDL alone (one round trip, rolled back; for scale): p50 ${ms(quantile(ddl, 0.5))}, p99 ${ms(quantile(ddl, 0.99))} over ${ddl.length}`);
+      const ddlRow = rows.push("") - 1; // measured last at this size (see below), printed here
 
       // pool fill --size 100, a whole process.
       const fill = await runProcess(process.execPath, [o.tenantsCli, "pool", "fill", "--size", String(SAMPLES)], env, o.cwd);
@@ -149,6 +140,23 @@ export async function benchPool(o: PoolBenchOptions): Promise<void> {
         cliClaims.push(r.ms);
       }
       rows.push(`     createTenant claiming a slot: p50 ${ms(quantile(cliClaims, 0.5))}, p99 ${ms(quantile(cliClaims, 0.99))} over ${cliClaims.length}`);
+
+      // For comparison with non-pool create: the new schema's DDL alone (CREATE SCHEMA, grants, the
+      // tenant track to head, the ledger rows), the one round trip createTenant sends it in, rolled
+      // back (no commit). Last at this size, so that its rolled-back catalog rows come after the
+      // timed rows above.
+      const ddl: number[] = [];
+      for (let i = 0; i < SAMPLES / 2; i++) {
+        await client.query("BEGIN");
+        try {
+          const t0 = performance.now();
+          await createTenantSchema(client, newTenantSchemaName(), o.migrations.tenant, {});
+          ddl.push(performance.now() - t0);
+        } finally {
+          await client.query("ROLLBACK");
+        }
+      }
+      rows[ddlRow] = `       for comparison, the new schema's DDL alone (one round trip, rolled back): p50 ${ms(quantile(ddl, 0.5))}, p99 ${ms(quantile(ddl, 0.99))} over ${ddl.length}`;
     }
     o.say();
     o.say(`7. Warm pool and O(1) creation (database bench_pool on the same server; load average 1/5/15 min at each size)`);
@@ -167,7 +175,8 @@ export async function benchPool(o: PoolBenchOptions): Promise<void> {
 /**
  * POST /signup p50 under wrangler's dev server (scripts/bench/worker.ts), as the app role, through
  * the local SQL endpoint, on the pool database as benchPool left it: each sign-up a fresh browser
- * (GET /sign-up for the CSRF cookie and token, not timed; then the timed POST).
+ * (GET /sign-up for the CSRF cookie and token, timed apart as the server's cost of a request that
+ * needs no database; then the timed POST).
  */
 export async function benchSignup(o: { url: string; migrations: MigrationSet; say: (line?: string) => void; progress: (line: string) => void; count: number }): Promise<void> {
   const { startSqlEndpoint } = await import("../sql-endpoint/server.ts");

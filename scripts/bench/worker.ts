@@ -62,19 +62,62 @@ export async function startBenchWorker(options: {
           ...(options.hyperdrive ? ["--hyperdrive"] : [])],
         spawnOptions,
       );
-  killAtExit(child.pid!);
+  if (child.pid === undefined) {
+    envFile.remove();
+    throw new Error(`could not start the Worker (${withInspector ? "wrangler dev" : "serve-worker.ts"}): is the checkout's npm install complete?`);
+  }
+  const pgid = child.pid;
+  killAtExit(pgid);
   return {
     process: child,
-    cpu: () => groupCpu(child.pid!),
+    cpu: () => groupCpu(pgid),
     async stop() {
-      running.delete(child.pid!);
-      try {
-        process.kill(-child.pid!, "SIGTERM");
-      } catch {}
-      await sleep(500);
+      // Stays on the exit hook's list until its group is gone: a benchmark may exit meanwhile.
+      signalGroup(pgid, "SIGTERM");
+      const deadline = Date.now() + 5_000;
+      while (groupAlive(pgid) && Date.now() < deadline) await sleep(100);
+      if (groupAlive(pgid)) signalGroup(pgid, "SIGKILL");
+      running.delete(pgid);
       envFile.remove();
     },
   };
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Whether a process of group `pgid` still runs. Ended processes whose parent is gone may stay as
+ * zombies until something reaps them: those do not count. Without /proc, any member counts.
+ */
+function groupAlive(pgid: number): boolean {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  for (const pid of entries) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) === pgid && fields[0] !== "Z") return true;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return false;
 }
 
 /**
@@ -88,11 +131,7 @@ function killAtExit(pgid: number): void {
   running.add(pgid);
 }
 function killRunning(): void {
-  for (const pgid of running) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch {}
-  }
+  for (const pgid of running) signalGroup(pgid, "SIGKILL");
   running.clear();
 }
 

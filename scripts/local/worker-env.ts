@@ -53,6 +53,12 @@ function removeAtExit(dir: string): void {
   pending.add(dir);
 }
 function removePending(): void {
-  for (const dir of pending) rmSync(dir, { recursive: true, force: true });
+  for (const dir of pending) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // The others are still removed.
+    }
+  }
   pending.clear();
 }
