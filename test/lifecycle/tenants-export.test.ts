@@ -228,14 +228,19 @@ describe("export and import", () => {
     expect(ledger.rows.map((r) => r.migration)).toEqual(tenantTags);
   });
 
-  it("maintenance mode is not carried: the file does not hold it, and the imported tenant serves at once", async () => {
+  it("maintenance mode is not carried: the file does not hold it, and the imported tenant is out of maintenance", async () => {
     await ok(urlA, "maintenance", "acme", "on", "--message", "Moving to another database");
     try {
       await ok(urlA, "export", "acme", "--out", file("acme-in-maintenance.tenant"));
-      expect(readFileSync(file("acme-in-maintenance.tenant"), "utf8").split("\n", 2)[1]).not.toContain("Moving to another database");
+      const header = JSON.parse(readFileSync(file("acme-in-maintenance.tenant"), "utf8").split("\n", 2)[1]!);
+      expect(header.tenant.status).toBe("active");
+      expect(Object.keys(header.tenant).filter((key) => /maintenance/i.test(key))).toEqual([]);
+      expect(JSON.stringify(header)).not.toContain("Moving to another database");
       const imported = JSON.parse(await ok(urlB, "import", file("acme-in-maintenance.tenant"), "--slug", "acme_moved", "--host", "moved.acme.test", "--json"));
       expect(imported.tenant.maintenance).toBeNull();
       expect(imported.tenant.rateLimitTier).toBe("high");
+      const { rows } = await b.query("SELECT maintenance_message FROM shared.tenants WHERE slug = 'acme_moved'");
+      expect(rows).toEqual([{ maintenance_message: null }]);
     } finally {
       await ok(urlA, "maintenance", "acme", "off");
     }
