@@ -96,28 +96,14 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
  * zombies until something reaps them: those do not count. Without /proc, any member counts.
  */
 function groupAlive(pgid: number): boolean {
-  let entries: string[];
+  const members = groupProcesses(pgid);
+  if (members) return members.some((p) => p.state !== "Z");
   try {
-    entries = readdirSync("/proc");
+    process.kill(-pgid, 0);
+    return true;
   } catch {
-    try {
-      process.kill(-pgid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+    return false;
   }
-  for (const pid of entries) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[2]) === pgid && fields[0] !== "Z") return true;
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return false;
 }
 
 /**
@@ -155,23 +141,33 @@ const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
 /** CPU time (user + system) of every process in a process group, from /proc (Linux only; {} elsewhere). */
 function groupCpu(pgid: number): Record<string, number> {
   const out: Record<string, number> = {};
+  for (const p of groupProcesses(pgid) ?? []) out[p.name] = (out[p.name] ?? 0) + p.cpuMs;
+  return out;
+}
+
+/** The processes of a process group, from /proc: undefined without /proc (not Linux). */
+function groupProcesses(pgid: number): Array<{ name: string; state: string; cpuMs: number }> | undefined {
   let entries: string[];
   try {
     entries = readdirSync("/proc");
   } catch {
-    return out;
+    return undefined;
   }
+  const members = [];
   for (const pid of entries) {
     if (!/^\d+$/.test(pid)) continue;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       if (Number(fields[2]) !== pgid) continue;
-      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+      members.push({
+        name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
+        state: fields[0]!,
+        cpuMs: (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS,
+      });
     } catch {
       // the process ended meanwhile
     }
   }
-  return out;
+  return members;
 }
