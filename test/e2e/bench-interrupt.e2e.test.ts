@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { expect, test } from "vitest";
+import { processesMentioning } from "../support/dev-command.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -21,9 +22,7 @@ function groupMembers(pgid: number): string[] {
 
 /** The benchmark Worker's serve-worker process (its command line names the private temp folder). */
 function servingWorker(folder: string): number | undefined {
-  const line = execFileSync("ps", ["-ww", "-eo", "pid=,args="], { encoding: "utf8" })
-    .split("\n")
-    .find((l) => l.includes("serve-worker.ts") && l.includes(folder));
+  const line = processesMentioning(folder).find((l) => l.includes("serve-worker.ts"));
   return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
 }
 

@@ -38,7 +38,8 @@ export async function adminAuth(port: number, host: string, email: string): Prom
 
 /** Lines of `ps` that mention `text` (a scratch folder, a port, a password): what runs, or shows it on its command line. */
 export function processesMentioning(text: string): string[] {
-  const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
+  // -ww: whole command lines, however wide the terminal (COLUMNS) says it is.
+  const out = execFileSync("ps", ["-eo", "pid,args", "-ww"], { encoding: "utf8" });
   return out.split("\n").filter((line) => line.includes(text) && !line.includes("ps -eo"));
 }
 
