@@ -35,6 +35,13 @@ const worker = await unstable_startWorker({
     server: { hostname: "127.0.0.1", port: Number(required("--port")) },
     persist: required("--persist-to"),
     logLevel: "error",
+    // The Worker's own console output, as wrangler would show it at this log level (errors only),
+    // but without wrangler's default handler, which source-maps every line before its level is
+    // checked: about 1 ms of this process's CPU per request's log line, a cost production does
+    // not have.
+    structuredLogsHandler: ({ level, message }) => {
+      if (level === "error") process.stderr.write(`${message}\n`);
+    },
     watch: false,
   },
 });
