@@ -183,9 +183,7 @@ export async function benchSignup(o: { url: string; migrations: MigrationSet; sa
   const { prepareAppLogin } = await import("../db/roles.ts");
   const { freePort } = await import("../local/postgres.ts");
   const { startBenchWorker, waitUntilServing, servedBy } = await import("./worker.ts");
-  const { mkdtemp, rm } = await import("node:fs/promises");
-  const { tmpdir } = await import("node:os");
-  const { join } = await import("node:path");
+  const { tempFolder } = await import("../local/temp-folder.ts");
   const url = new URL(o.url);
   url.pathname = "/bench_pool";
   const client = new pg.Client({ connectionString: url.toString() });
@@ -194,7 +192,9 @@ export async function benchSignup(o: { url: string; migrations: MigrationSet; sa
   await fillPool(client, o.migrations, o.count + 5);
   await client.end();
   const endpoint = await startSqlEndpoint({ upstream: { host: url.hostname, port: Number(url.port) } });
-  const persist = await mkdtemp(join(tmpdir(), "edge-tenants-bench-signup-"));
+  // The Worker's state; removed at exit also after Ctrl-C.
+  const persistFolder = tempFolder("edge-tenants-bench-signup-");
+  const persist = persistFolder.path;
   const port = await freePort();
   const worker = await startBenchWorker({
     port,
@@ -242,6 +242,6 @@ export async function benchSignup(o: { url: string; migrations: MigrationSet; sa
   } finally {
     await worker.stop();
     await endpoint.close();
-    await rm(persist, { recursive: true, force: true });
+    persistFolder.remove();
   }
 }

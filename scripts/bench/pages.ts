@@ -7,9 +7,7 @@
 //   API:  GET /items with a bearer token (JSON, the same items).
 //   npm run bench:pages -- [--requests 300] [--items 20] [--inspector]
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { signCredential } from "../../src/auth/credentials.ts";
 import { hashPassword } from "../../src/security/password.ts";
@@ -20,6 +18,7 @@ import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import { startSqlEndpoint } from "../sql-endpoint/server.ts";
 import { createTenant, initDatabase } from "../tenants/operations.ts";
+import { tempFolder } from "../local/temp-folder.ts";
 import { flag } from "./args.ts";
 import { servedBy, startBenchWorker, waitUntilServing, type BenchWorker } from "./worker.ts";
 
@@ -27,7 +26,9 @@ const requests = flag("requests", 300);
 const itemCount = flag("items", 20);
 const HOST = "bench.localhost";
 
-const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-bench-pages-"));
+// PostgreSQL's data and the Worker's state; removed at exit also after Ctrl-C.
+const scratchFolder = tempFolder("edge-tenants-bench-pages-");
+const scratch = scratchFolder.path;
 const database = await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true });
 const endpoint = await startSqlEndpoint({ upstream: { host: database.host, port: database.port } });
 const agent = new Agent({ keepAlive: true, maxSockets: 2 });
@@ -104,6 +105,6 @@ try {
   await worker?.stop();
   await endpoint.close();
   await database.stop();
-  await rm(scratch, { recursive: true, force: true });
+  scratchFolder.remove();
   agent.destroy();
 }

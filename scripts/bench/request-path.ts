@@ -25,9 +25,7 @@
 //   npm run bench:request-path -- [--seconds 8] [--rounds 2] [--concurrency 4] [--tenants 5] [--flood 10000] [--path /users/1] [--inspector]
 //     [--client neon-http|hyperdrive] [--citus]
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { signCredential } from "../../src/auth/credentials.ts";
@@ -39,6 +37,7 @@ import { freeCitusPorts, startCitusCluster } from "../local/citus.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import { startSqlEndpoint } from "../sql-endpoint/server.ts";
 import { createTenant, initDatabase } from "../tenants/operations.ts";
+import { tempFolder } from "../local/temp-folder.ts";
 import { flag } from "./args.ts";
 import { servedBy, startBenchWorker, waitUntilServing, type BenchWorker } from "./worker.ts";
 
@@ -72,7 +71,9 @@ interface Variant {
   persist: string;
 }
 
-const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-bench-path-"));
+// PostgreSQL's data and the Workers' state; removed at exit also after Ctrl-C.
+const scratchFolder = tempFolder("edge-tenants-bench-path-");
+const scratch = scratchFolder.path;
 const database: LocalDatabase = onCitus
   ? await startCitusCluster({ dataDir: join(scratch, "citus"), port: await freeCitusPorts(), ephemeral: true, database: "edge_tenants_bench" })
   : await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true });
@@ -360,6 +361,6 @@ try {
   await Promise.all(variants.map((v) => v.worker?.stop()));
   await endpoint.close();
   await database.stop();
-  await rm(scratch, { recursive: true, force: true });
+  scratchFolder.remove();
   agent.destroy();
 }

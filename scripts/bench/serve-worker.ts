@@ -39,7 +39,7 @@ const worker = await unstable_startWorker({
     // but without wrangler's default handler, which source-maps every line before its level is
     // checked: about 1 ms of this process's CPU per request's log line, a cost production does
     // not have.
-    structuredLogsHandler: ({ level, message }) => {
+    structuredLogsHandler: ({ level, message }: { level: string; message: string }) => {
       if (level === "error") process.stderr.write(`${message}\n`);
     },
     watch: false,

