@@ -34,6 +34,7 @@ import { prepareAppLogin } from "../db/roles.ts";
 import { getByHost } from "../local/http.ts";
 import { freePort, startEmbeddedPostgres, type LocalDatabase } from "../local/postgres.ts";
 import { freeCitusPorts, startCitusCluster } from "../local/citus.ts";
+import { PGBOUNCER, startPgBouncer, type PgBouncer } from "../local/pgbouncer.ts";
 import { loadMigrations } from "../migrations/files.ts";
 import { startSqlEndpoint } from "../sql-endpoint/server.ts";
 import { createTenant, initDatabase } from "../tenants/operations.ts";
@@ -103,9 +104,16 @@ if (CLIENT === "hyperdrive") {
 }
 /** The Worker's connection string: the app role, as in production (set once the database is initialized). */
 let appUrl = "";
-/** The Hyperdrive variants' connection string: the database itself (miniflare does not pool), as the app role. */
+/**
+ * The Hyperdrive variants' connection string, as the app role. Hyperdrive keeps server connections
+ * open in a transaction-mode pool; miniflare's local Hyperdrive does not pool, so the bench puts a
+ * real PgBouncer in transaction mode with 5 server connections (Hyperdrive's minimum) in front of
+ * the database, as the Worker suite does (test/global-setup.ts). Without pgbouncer installed, the
+ * database itself: a new server session per request, and the header says so.
+ */
+let pool: PgBouncer | undefined;
 const hyperdriveUrl = () => {
-  const url = new URL(appUrl);
+  const url = new URL(pool ? pool.url(appUrl) : appUrl);
   url.searchParams.set("sslmode", "disable");
   return url.toString();
 };
@@ -191,6 +199,7 @@ try {
   // The Worker connects as the app role with a fresh password, never as the owner (docs/roles.md).
   appUrl = await prepareAppLogin(client, database.url);
   await client.end();
+  if (CLIENT === "hyperdrive" && PGBOUNCER) pool = await startPgBouncer(appUrl, 5);
 
   for (const variant of variants) {
     variant.worker = await startBenchWorker({
@@ -211,7 +220,11 @@ try {
   console.log(
     `GET ${PATH} via ${servedBy}, ${tenantCount} tenants' hosts in turn, concurrency ${concurrency}, ` +
       `${rounds} alternating rounds of ${seconds} s per variant; ${onCitus ? "a local Citus cluster (coordinator + 2 workers)" : "one embedded PostgreSQL"}` +
-      (CLIENT === "hyperdrive" ? "; (e) and (f): the Hyperdrive client (TCP, a connection per request), 0 ms round only" : ""),
+      (CLIENT === "hyperdrive"
+        ? `; (e) and (f): the Hyperdrive client (TCP, a connection per request) ${
+            pool ? "through PgBouncer (transaction mode, 5 server connections), as Hyperdrive pools" : "straight to the database (pgbouncer not installed: a new server session per request)"
+          }, 0 ms round only`
+        : ""),
   );
   for (const delay of [0, 20]) {
     endpoint.setDelayMs(delay);
@@ -360,6 +373,7 @@ try {
 } finally {
   await Promise.all(variants.map((v) => v.worker?.stop()));
   await endpoint.close();
+  await pool?.stop();
   await database.stop();
   scratchFolder.remove();
   agent.destroy();
