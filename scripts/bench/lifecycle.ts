@@ -9,9 +9,8 @@
 // The server keeps its defaults (fsync on, max_locks_per_transaction 64, max_connections 100);
 // --no-fsync uses the test clusters' fsync=off, synchronous_commit=off instead.
 import { spawn } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
-import { cpus, tmpdir } from "node:os";
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import pg from "pg";
 import { startEmbeddedPostgres, type LocalDatabase } from "../local/postgres.ts";
@@ -20,6 +19,7 @@ import { readFleetSummary } from "../migrations/ledger.ts";
 import { migrate } from "../migrations/runner.ts";
 import { createTenant, initDatabase } from "../tenants/operations.ts";
 import { dropTenantNow } from "../tenants/retention.ts";
+import { tempFolder } from "../local/temp-folder.ts";
 import { flag } from "./args.ts";
 import { benchPool, benchSignup } from "./lifecycle-pool.ts";
 import { benchCitus } from "./lifecycle-citus.ts";
@@ -198,8 +198,9 @@ function addTenantMigration(dir: string, name: string, statement: string): strin
 // ---------------------------------------------------------------------------------------------
 // The run
 
-const scratch = await mkdtemp(join(tmpdir(), "edge-tenants-bench-lifecycle-"));
-process.once("exit", () => rmSync(scratch, { recursive: true, force: true }));
+// Removed at exit (scripts/local/temp-folder.ts), and by the signal handler below.
+const scratchFolder = tempFolder("edge-tenants-bench-lifecycle-");
+const scratch = scratchFolder.path;
 const cliCwd = join(scratch, "cwd"); // no .env, no .wrangler/state: the tenants CLI purges nothing
 const migrationsDir = join(scratch, "migrations");
 mkdirSync(cliCwd);
@@ -225,7 +226,7 @@ const onSignal = (signal: NodeJS.Signals) => {
   void (async () => {
     await client?.end().catch(() => {});
     await database?.stop().catch(() => {});
-    rmSync(scratch, { recursive: true, force: true });
+    scratchFolder.remove();
     process.exit(signal === "SIGINT" ? 130 : 143);
   })();
 };
@@ -567,5 +568,5 @@ try {
 } finally {
   await client?.end().catch(() => {});
   await database?.stop().catch(() => {});
-  rmSync(scratch, { recursive: true, force: true });
+  scratchFolder.remove();
 }

@@ -4,10 +4,10 @@
 // private temp folder (removed at exit also after Ctrl-C); it listens on a free loopback port.
 // PgBouncer refuses to run as root, so as root it runs as the `postgres` OS user.
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import pg from "pg";
-import { freePort } from "./postgres.ts";
+import { freePort, postgresUserIds } from "./postgres.ts";
 import { tempFolder } from "./temp-folder.ts";
 
 function findBinary(): string | undefined {
@@ -18,16 +18,6 @@ function findBinary(): string | undefined {
 
 /** The pgbouncer binary (PGBOUNCER, else PATH and the sbin folders), or undefined. */
 export const PGBOUNCER = findBinary();
-
-/** uid/gid of an OS user from /etc/passwd. */
-function osUser(name: string): { uid: number; gid: number } {
-  const line = readFileSync("/etc/passwd", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${name}:`));
-  if (!line) throw new Error(`PgBouncer cannot run as root and there is no '${name}' OS user to run it as`);
-  const [, , uid, gid] = line.split(":");
-  return { uid: Number(uid), gid: Number(gid) };
-}
 
 export interface PgBouncer {
   /** `serverUrl` with PgBouncer's host and port instead of PostgreSQL's. */
@@ -75,7 +65,8 @@ export async function startPgBouncer(serverUrl: string, poolSize = 1): Promise<P
   );
   let runAs: { uid: number; gid: number } | undefined;
   if (process.getuid?.() === 0) {
-    runAs = osUser("postgres");
+    runAs = postgresUserIds();
+    if (!runAs) throw new Error("PgBouncer cannot run as root and there is no 'postgres' OS user to run it as");
     chmodSync(dir, 0o700);
     for (const f of ["", "userlist.txt", "pgbouncer.ini"]) chownSync(join(dir, f), runAs.uid, runAs.gid);
   }

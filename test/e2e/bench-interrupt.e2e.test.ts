@@ -83,12 +83,11 @@ test("Ctrl-C during bench:pages stops its Worker's process group and removes the
       async () => {
         if (bench.exitCode !== null || bench.signalCode !== null) throw new Error(`the benchmark ended before its Worker ran:\n${output}`);
         workerGroup = servingWorker(folder);
-        const made = await projectFolders(folder);
         return (
           workerGroup !== undefined &&
           groupMembers(workerGroup).length > 1 &&
           (await bindingsFolders(folder)).length === 1 &&
-          made.some((name) => name.startsWith("edge-tenants-bench-pages-"))
+          (await projectFolders(folder)).some((name) => name.startsWith("edge-tenants-bench-pages-"))
         );
       },
       120_000,
