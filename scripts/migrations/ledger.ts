@@ -102,10 +102,22 @@ export async function ledgerState(client: pg.ClientBase): Promise<{ exists: bool
 export async function readFleetSummary(client: pg.ClientBase): Promise<FleetSummary> {
   const state = await ledgerState(client);
   if (!state.exists) throw new NotInitializedError();
-  const { rows } = await client.query<{ tenant_count: number; entries: LedgerEntry[] }>(
-    state.counted ? COUNTED_FLEET_SUMMARY_SQL : FLEET_SUMMARY_SQL,
-  );
-  return { tenantCount: rows[0]!.tenant_count, entries: rows[0]!.entries };
+  const { rows } = await client.query<FleetSummaryRow>(fleetSummarySql(state));
+  return fleetSummaryOf(rows[0]!);
+}
+
+/** readFleetSummary's query for a database in `state` (a SELECT of one row: tenant_count, entries). */
+export function fleetSummarySql(state: { counted: boolean }): string {
+  return state.counted ? COUNTED_FLEET_SUMMARY_SQL : FLEET_SUMMARY_SQL;
+}
+
+export interface FleetSummaryRow {
+  tenant_count: number;
+  entries: LedgerEntry[];
+}
+
+export function fleetSummaryOf(row: FleetSummaryRow): FleetSummary {
+  return { tenantCount: row.tenant_count, entries: row.entries };
 }
 
 /** Migrations not yet everywhere: shared ones not applied, tenant ones missing from some tenant. */

@@ -150,6 +150,24 @@ async function readHolder(client: pg.ClientBase): Promise<RunHolder | undefined>
   return (await client.query<RunHolder>(HOLDER_SQL)).rows[0];
 }
 
+/**
+ * BEGIN, the attempt at the advisory lock and the run's row, in one round trip; in three where
+ * the lock table does not exist yet (`init`).
+ */
+async function beginLocked(client: pg.ClientBase): Promise<{ locked: boolean; run: RunHolder | undefined }> {
+  try {
+    const results = (await client.query(`BEGIN; ${TRY_LOCK_SQL}; ${HOLDER_SQL}`)) as unknown as pg.QueryResult[];
+    return { locked: (results[1]!.rows[0] as { locked: boolean }).locked, run: results[2]!.rows[0] as RunHolder | undefined };
+  } catch (error) {
+    // undefined_table, invalid_schema_name: no lock table yet.
+    if (!["42P01", "3F000"].includes(sqlstate(error) ?? "")) throw error;
+    await client.query("ROLLBACK");
+  }
+  await client.query("BEGIN");
+  const { locked, has_table } = last(await client.query(TRY_LOCK_SQL)).rows[0] as { locked: boolean; has_table: boolean };
+  return { locked, run: has_table ? await readHolder(client) : undefined };
+}
+
 function isLive(holder: RunHolder | undefined): holder is RunHolder {
   return holder !== undefined && holder.heartbeatAgeMs <= STALE_AFTER_MS;
 }
@@ -171,12 +189,10 @@ export async function commandTransaction<T>(
 ): Promise<T> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    await client.query("BEGIN");
     let holder: string | undefined;
     try {
-      const { locked, has_table } = last(await client.query(TRY_LOCK_SQL)).rows[0] as { locked: boolean; has_table: boolean };
+      const { locked, run } = await beginLocked(client);
       // A run's row names the run, whether or not one of its transactions holds the lock now.
-      const run = has_table ? await readHolder(client) : undefined;
       if (isLive(run) || (run && !locked)) holder = `migration ${describeRun(run)}`;
       else if (!locked) holder = await describeXactHolder(client);
       if (holder === undefined) {

@@ -700,7 +700,7 @@ export async function adopt(client: pg.Client, migrations: MigrationSet, input: 
       plan.match = { migration: matched.at(-1)!.name, head: pending.length === 0, pending };
       if (input.dryRun) throw new DryRunDone(plan);
 
-      await client.query((await registerTenantSql(client, { slug: input.slug, name, schema, hosts })) + "\n" + recordSql(client, matched.map((migration) => ({ schema, migration }))));
+      await client.query(registerTenantSql(client, { slug: input.slug, name, schema, hosts }) + "\n" + recordSql(client, matched.map((migration) => ({ schema, migration }))));
       if (await citusFor(client)) {
         // On Citus: the adopted tables (and their data) become the tenant's distributed schema, and
         // the tables moved to shared reference tables, in this transaction. The app's own triggers

@@ -397,7 +397,7 @@ export async function importTenant(client: pg.Client, migrations: MigrationSet, 
 
       const schema = await unusedSchemaName(client);
       // A distributed schema on Citus, as for any tenant.
-      await createTenantSchema(client, schema, atFile, roles, [await registerTenantSql(client, { slug: input.slug, name: header.tenant.name, schema, hosts })]);
+      await createTenantSchema(client, schema, atFile, roles, [registerTenantSql(client, { slug: input.slug, name: header.tenant.name, schema, hosts })]);
       await client.query(
         `UPDATE shared.tenants SET status = $2, rate_limit_tier = $3, created_at = $4 WHERE slug = $1`,
         [input.slug, header.tenant.status, header.tenant.rateLimitTier, header.tenant.createdAt],

@@ -6,10 +6,19 @@ import { hostError, newTenantSchemaName, normalizeHost, quoteIdent, slugError } 
 import { applyAppRole, appRoleMissingError, tenantCreationGrantSql, type AppRoleOptions } from "../db/roles.ts";
 import { CREATE_LOCK_TABLE_SQL, commandTransaction } from "../migrations/lock.ts";
 import { STALENESS_BOUND_SECONDS } from "./staleness.ts";
-import { claimSlotLocked, requireAtHead } from "./pool.ts";
+import { OLDEST_FREE_SLOT_SQL, claimPickedSlot, requireSummaryAtHead } from "./pool.ts";
 import { migrationQueries, type MigrationSet } from "../migrations/files.ts";
 import { SHARED_SHARDING_OFF_SQL, citusFor, createTenantSchemaQueries, referenceSharedTables, sendQueries } from "../db/citus.ts";
-import { CREATE_LEDGER_SQL, LEDGER_TABLE, ledgerExists, recordSql } from "../migrations/ledger.ts";
+import {
+  CREATE_LEDGER_SQL,
+  LEDGER_TABLE,
+  fleetSummaryOf,
+  fleetSummarySql,
+  ledgerExists,
+  ledgerState,
+  recordSql,
+  type FleetSummaryRow,
+} from "../migrations/ledger.ts";
 
 /** A refused tenant command: one line for the user, and nothing changed. */
 export class TenantCommandError extends Error {}
@@ -133,12 +142,13 @@ export function checkHosts(hosts: string[]): string[] {
 }
 
 export async function hostOwners(client: pg.Client, hosts: string[]): Promise<Array<{ host: string; slug: string }>> {
-  const { rows } = await client.query<{ host: string; slug: string }>(
-    `SELECT h.host, t.slug FROM shared.tenant_hosts h JOIN shared.tenants t ON t.id = h.tenant_id
-     WHERE h.host = ANY($1::text[]) ORDER BY h.host`,
-    [hosts],
-  );
-  return rows;
+  return (await client.query<{ host: string; slug: string }>(hostOwnersSql("$1"), [hosts])).rows;
+}
+
+/** hostOwners' query, its hosts parameter at this placeholder. */
+function hostOwnersSql(hosts: string): string {
+  return `SELECT h.host, t.slug FROM shared.tenant_hosts h JOIN shared.tenants t ON t.id = h.tenant_id
+     WHERE h.host = ANY(${hosts}::text[]) ORDER BY h.host`;
 }
 
 /** A host released from another tenant less than the staleness bound ago. */
@@ -157,18 +167,20 @@ export interface QuarantinedHost {
  * caches may still send their visitors to that tenant, so attaching them elsewhere waits.
  */
 async function quarantinedHosts(client: pg.Client, hosts: string[], tenantId: number | null): Promise<QuarantinedHost[]> {
-  const { rows } = await client.query<QuarantinedHost>(
-    `SELECT r.host, coalesce('tenant ' || t.slug, 'a deleted tenant') AS "formerTenant",
-            to_char(r.released_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "releasedAt",
-            to_char((r.released_at + make_interval(secs => $3)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "freeAt",
-            ceil(extract(epoch FROM r.released_at + make_interval(secs => $3) - now()) / 60)::int AS "minutesLeft"
-     FROM shared.released_hosts r LEFT JOIN shared.tenants t ON t.id = r.tenant_id
-     WHERE r.host = ANY($1::text[]) AND r.tenant_id IS DISTINCT FROM $2::bigint
-       AND r.released_at + make_interval(secs => $3) > now()
-     ORDER BY r.host`,
-    [hosts, tenantId, STALENESS_BOUND_SECONDS],
-  );
+  const { rows } = await client.query<QuarantinedHost>(quarantinedHostsSql("$1", "$2", "$3"), [hosts, tenantId, STALENESS_BOUND_SECONDS]);
   return rows;
+}
+
+/** quarantinedHosts' query, with its parameters (hosts, tenant id, staleness bound) at these placeholders. */
+function quarantinedHostsSql(hosts: string, tenantId: string, bound: string): string {
+  return `SELECT r.host, coalesce('tenant ' || t.slug, 'a deleted tenant') AS "formerTenant",
+            to_char(r.released_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "releasedAt",
+            to_char((r.released_at + make_interval(secs => ${bound})) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "freeAt",
+            ceil(extract(epoch FROM r.released_at + make_interval(secs => ${bound}) - now()) / 60)::int AS "minutesLeft"
+     FROM shared.released_hosts r LEFT JOIN shared.tenants t ON t.id = r.tenant_id
+     WHERE r.host = ANY(${hosts}::text[]) AND r.tenant_id IS DISTINCT FROM ${tenantId}::bigint
+       AND r.released_at + make_interval(secs => ${bound}) > now()
+     ORDER BY r.host`;
 }
 
 function quarantineError(held: QuarantinedHost[]): TenantCommandError {
@@ -209,34 +221,34 @@ export async function releaseHosts(client: pg.Client, hosts: string[], tenantId:
 export async function unusedSchemaName(client: pg.Client): Promise<string> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const candidate = newTenantSchemaName();
-    const { rowCount } = await client.query(
-      `SELECT 1 FROM shared.tenant_schemas WHERE schema_name = $1
-       UNION ALL SELECT 1 FROM pg_namespace WHERE nspname = $1`,
-      [candidate],
-    );
-    if (!rowCount) return candidate;
+    const { rows } = await client.query<{ free: boolean }>(`SELECT ${schemaNameFreeSql("$1")} AS free`, [candidate]);
+    if (rows[0]!.free) return candidate;
   }
   throw new TenantCommandError("could not draw an unused schema name in 10 attempts (this should never happen): try again");
 }
 
+/** True when the schema name at this placeholder was never assigned and no schema has it. */
+function schemaNameFreeSql(name: string): string {
+  return `NOT EXISTS (SELECT 1 FROM shared.tenant_schemas WHERE schema_name = ${name}
+                      UNION ALL SELECT 1 FROM pg_namespace WHERE nspname = ${name})`;
+}
+
 /**
- * Inserts the catalog rows of a tenant whose schema is `schema` (the tenant, its registry row) and
- * returns the SQL that inserts its hosts (the first one primary), to run in the same transaction.
+ * One statement (literals escaped by the client) that inserts the catalog rows of a tenant whose
+ * schema is `schema`: the tenant, its registry row and its hosts, the first one primary.
  */
-export async function registerTenantSql(
+export function registerTenantSql(
   client: pg.Client,
   tenant: { slug: string; name: string; schema: string; hosts: string[] },
-): Promise<string> {
+): string {
+  const schema = client.escapeLiteral(tenant.schema);
+  const hosts = `ARRAY[${tenant.hosts.map((h) => client.escapeLiteral(h)).join(", ")}]::text[]`;
   // One statement: the registry row and the tenant row reference each other.
-  const { rows } = await client.query<{ id: number }>(
-    `WITH t AS (INSERT INTO shared.tenants (slug, name, schema_name) VALUES ($1, $2, $3) RETURNING id),
-          r AS (INSERT INTO shared.tenant_schemas (schema_name, tenant_id) SELECT $3, id FROM t)
-     SELECT id::int FROM t`,
-    [tenant.slug, tenant.name, tenant.schema],
-  );
-  const id = rows[0]!.id;
-  const hostValues = tenant.hosts.map((h, i) => `(${client.escapeLiteral(h)}, ${id}, ${i === 0})`).join(", ");
-  return `INSERT INTO shared.tenant_hosts (host, tenant_id, is_primary) VALUES ${hostValues};`;
+  return `WITH t AS (INSERT INTO shared.tenants (slug, name, schema_name)
+                  VALUES (${client.escapeLiteral(tenant.slug)}, ${client.escapeLiteral(tenant.name)}, ${schema}) RETURNING id),
+     r AS (INSERT INTO shared.tenant_schemas (schema_name, tenant_id) SELECT ${schema}, id FROM t)
+INSERT INTO shared.tenant_hosts (host, tenant_id, is_primary)
+SELECT h.host, t.id, h.n = 1 FROM t, unnest(${hosts}) WITH ORDINALITY AS h(host, n);`;
 }
 
 export interface CreateTenantInput {
@@ -272,40 +284,71 @@ export async function createTenant(
   }
   const hosts = checkHosts(input.hosts);
 
-  await requireInitialized(client);
+  const state = await ledgerState(client);
+  if (!state.exists) throw new TenantCommandError("the database is not initialized: run `npm run tenants -- init` first");
+  const usePool = input.usePool !== false && state.pool;
   let fromPool = false;
   await lockedTransaction(client, async () => {
-    // O(1) in the fleet's size: counters kept with the ledger (shared migration 0007_tenant_pool).
-    await requireAtHead(client, migrations, "create the tenant");
-    const taken = await client.query<{ purgeAfter: string | null }>(
-      `SELECT to_char(d.purge_after AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "purgeAfter"
-       FROM shared.tenants t LEFT JOIN shared.deleted_tenants d ON d.tenant_id = t.id WHERE t.slug = $1`,
-      [input.slug],
+    // Every check in one round trip: the head (O(1) in the fleet's size: counters kept with the
+    // ledger, shared migration 0007_tenant_pool), the slug, the hosts' owners and quarantine, a
+    // free pool slot (locked) and whether a freshly drawn schema name is unused.
+    const candidate = newTenantSchemaName();
+    const { rows } = await client.query<CreateChecks>(
+      `SELECT s.tenant_count, s.entries,
+              (SELECT json_build_object('purgeAfter', to_char(d.purge_after AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+               FROM shared.tenants t LEFT JOIN shared.deleted_tenants d ON d.tenant_id = t.id WHERE t.slug = $1) AS taken,
+              (SELECT coalesce(json_agg(o), '[]') FROM (${hostOwnersSql("$2")}) o) AS owners,
+              (SELECT coalesce(json_agg(q), '[]') FROM (${quarantinedHostsSql("$2", "NULL", "$3")}) q) AS quarantined,
+              ${usePool ? `(${OLDEST_FREE_SLOT_SQL})` : "NULL"} AS slot,
+              ${schemaNameFreeSql("$4")} AS candidate_free
+       FROM (${fleetSummarySql(state)}) s`,
+      [input.slug, hosts, STALENESS_BOUND_SECONDS, candidate],
     );
-    if (taken.rows[0]?.purgeAfter) {
+    const checks = rows[0]!;
+    requireSummaryAtHead(fleetSummaryOf(checks), migrations, "create the tenant");
+    if (checks.taken?.purgeAfter) {
       throw new TenantCommandError(
-        `tenant ${input.slug} was deleted and is kept until ${taken.rows[0].purgeAfter}: restore it with ` +
+        `tenant ${input.slug} was deleted and is kept until ${checks.taken.purgeAfter}: restore it with ` +
           `\`npm run tenants -- restore-deleted ${input.slug}\`, or drop it now with \`npm run tenants -- delete ${input.slug} --now --yes\``,
       );
     }
-    if (taken.rowCount) throw new TenantCommandError(`tenant ${input.slug} already exists`);
-    const owners = await hostOwners(client, hosts);
-    if (owners.length) {
-      throw new TenantCommandError(
-        owners.map((o) => `host ${o.host} already belongs to tenant ${o.slug}`).join("; ") +
-          ": remove it there first (`npm run tenants -- hosts remove " + `${owners[0]!.slug} ${owners[0]!.host}\`)`,
-      );
+    if (checks.taken) throw new TenantCommandError(`tenant ${input.slug} already exists`);
+    if (checks.owners.length) throw hostOwnersError(checks.owners);
+    if (checks.quarantined.length) {
+      if (!input.force) throw quarantineError(checks.quarantined);
+      input.onForced?.(checks.quarantined);
     }
-    const forced = await claimReleasedHosts(client, hosts, null, input.force ?? false);
-    if (forced.length) input.onForced?.(forced);
-    if (input.usePool !== false && (await claimSlotLocked(client, { slug: input.slug, name, hosts }))) {
+    // The hosts are attached now: their release is forgotten.
+    const forget = `DELETE FROM shared.released_hosts WHERE host = ANY(ARRAY[${hosts.map((h) => client.escapeLiteral(h)).join(", ")}]::text[]);`;
+    if (checks.slot) {
+      await client.query(forget);
+      await claimPickedSlot(client, checks.slot, { slug: input.slug, name, hosts });
       fromPool = true;
       return;
     }
-    const schema = await unusedSchemaName(client);
-    await createTenantSchema(client, schema, migrations.tenant, roles, [await registerTenantSql(client, { slug: input.slug, name, schema, hosts })]);
+    const schema = checks.candidate_free ? candidate : await unusedSchemaName(client);
+    await createTenantSchema(client, schema, migrations.tenant, roles, [forget, registerTenantSql(client, { slug: input.slug, name, schema, hosts })]);
   });
-  return { ...(await showTenant(client, input.slug))!, fromPool };
+  const info = (await client.query<TenantInfo>(`${TENANT_INFO_SQL} WHERE t.slug = $1`, [input.slug])).rows[0]!;
+  return { ...info, fromPool };
+}
+
+/** createTenant's checks, read in one query. */
+interface CreateChecks extends FleetSummaryRow {
+  /** Set when the slug is taken; purgeAfter when by a deleted tenant in its retention. */
+  taken: { purgeAfter: string | null } | null;
+  owners: Array<{ host: string; slug: string }>;
+  quarantined: QuarantinedHost[];
+  /** A free pool slot, locked by this transaction. */
+  slot: string | null;
+  candidate_free: boolean;
+}
+
+function hostOwnersError(owners: Array<{ host: string; slug: string }>): TenantCommandError {
+  return new TenantCommandError(
+    owners.map((o) => `host ${o.host} already belongs to tenant ${o.slug}`).join("; ") +
+      ": remove it there first (`npm run tenants -- hosts remove " + `${owners[0]!.slug} ${owners[0]!.host}\`)`,
+  );
 }
 
 const TENANT_INFO_SQL = `

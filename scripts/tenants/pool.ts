@@ -5,7 +5,7 @@ import type pg from "pg";
 import { CLAIM_SLOT_SQL, newClaimToken } from "../../src/tenancy/pool.ts";
 import type { AppRoleOptions } from "../db/roles.ts";
 import type { MigrationSet } from "../migrations/files.ts";
-import { LEDGER_TABLE, behindHead, ledgerState, readFleetSummary, verifyLedger } from "../migrations/ledger.ts";
+import { LEDGER_TABLE, behindHead, ledgerState, readFleetSummary, verifyLedger, type FleetSummary } from "../migrations/ledger.ts";
 import { TenantCommandError, createTenantSchema, lockedTransaction, unusedSchemaName } from "./operations.ts";
 
 export const MAX_POOL_SIZE = 10_000;
@@ -21,7 +21,11 @@ async function requirePool(client: pg.ClientBase): Promise<void> {
 
 /** Refuses (inside a transaction under the lock) while anything is pending: slots are made at head. */
 export async function requireAtHead(client: pg.ClientBase, migrations: MigrationSet, what: string): Promise<void> {
-  const summary = await readFleetSummary(client);
+  requireSummaryAtHead(await readFleetSummary(client), migrations, what);
+}
+
+/** requireAtHead on a summary already read. */
+export function requireSummaryAtHead(summary: FleetSummary, migrations: MigrationSet, what: string): void {
   verifyLedger(summary, migrations);
   const behind = behindHead(summary, migrations);
   if (behind.shared.length || behind.tenant.length) {
@@ -111,28 +115,27 @@ export async function fillPool(
 }
 
 /**
- * Inside `createTenant`'s transaction (under the lock, database at head, slug and hosts checked):
- * claims an unclaimed slot for the tenant, if there is one. The schema name, or undefined when the
- * pool is empty (or the database has none).
+ * The oldest unclaimed slot, locked for this transaction (one that another transaction holds is
+ * skipped): a scalar subquery, NULL when the pool is empty.
  */
-export async function claimSlotLocked(
+export const OLDEST_FREE_SLOT_SQL =
+  "SELECT schema_name FROM shared.tenant_pool WHERE claimed_at IS NULL ORDER BY created_at, schema_name LIMIT 1 FOR UPDATE SKIP LOCKED";
+
+/** Claims `schema`, a slot this transaction locked (OLDEST_FREE_SLOT_SQL), for the tenant. */
+export async function claimPickedSlot(
   client: pg.ClientBase,
+  schema: string,
   tenant: { slug: string; name: string; hosts: string[] },
-): Promise<string | undefined> {
-  if (!(await ledgerState(client)).pool) return undefined;
-  const { rows } = await client.query<{ schema: string }>(
-    "SELECT schema_name AS schema FROM shared.tenant_pool WHERE claimed_at IS NULL ORDER BY created_at, schema_name LIMIT 1 FOR UPDATE SKIP LOCKED",
-  );
-  if (!rows[0]) return undefined;
+): Promise<string> {
   // The caller checked the host quarantine (and --force): 0 s here.
   const claimed = await client.query<{ id: number; schema: string }>(CLAIM_SLOT_SQL, [
-    rows[0].schema,
+    schema,
     newClaimToken(),
     tenant.slug,
     tenant.name,
     tenant.hosts,
     0,
   ]);
-  if (!claimed.rows[0]) throw new TenantCommandError(`pool slot ${rows[0].schema} could not be claimed (this should never happen): try again`);
+  if (!claimed.rows[0]) throw new TenantCommandError(`pool slot ${schema} could not be claimed (this should never happen): try again`);
   return claimed.rows[0].schema;
 }
