@@ -18,9 +18,12 @@ export async function isCitus(client: pg.ClientBase): Promise<boolean> {
  * per query on Citus, which refuses several statements in one query string when they include
  * CREATE INDEX or ADD CONSTRAINT on distributed tables (citusdata/citus#6608).
  */
-export async function sendQueries(client: pg.ClientBase, queries: string[], citus: boolean): Promise<void> {
-  if (citus) for (const query of queries) await client.query(query);
-  else await client.query(queries.join("\n"));
+export async function sendQueries(client: pg.ClientBase, queries: string[], citus: boolean): Promise<pg.QueryResult> {
+  let result: unknown;
+  if (citus) for (const query of queries) result = await client.query(query);
+  else result = await client.query(queries.join("\n"));
+  // The last statement's result (a string of several statements gives one result per statement).
+  return (Array.isArray(result) ? result.at(-1) : result) as pg.QueryResult;
 }
 
 const detected = new WeakMap<pg.ClientBase, Promise<boolean>>();

@@ -85,14 +85,20 @@ SELECT
   ), '[]') AS entries`;
 
 /** Whether the ledger exists, and whether the fleet counters (shared migration 0007_tenant_pool) do. */
-export async function ledgerState(client: pg.ClientBase): Promise<{ exists: boolean; counted: boolean; pool: boolean }> {
-  const { rows } = await client.query<{ exists: boolean; counted: boolean; pool: boolean }>(
-    `SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists,
-            to_regclass('shared.ledger_counts') IS NOT NULL AS counted,
-            to_regclass('shared.tenant_pool') IS NOT NULL AS pool`,
-  );
-  return rows[0]!;
+export async function ledgerState(client: pg.ClientBase): Promise<LedgerState> {
+  return (await client.query<LedgerState>(`SELECT ${LEDGER_STATE_COLUMNS}`)).rows[0]!;
 }
+
+export interface LedgerState {
+  exists: boolean;
+  counted: boolean;
+  pool: boolean;
+}
+
+/** ledgerState's columns, for a SELECT that reads them with other things. */
+export const LEDGER_STATE_COLUMNS = `to_regclass('${LEDGER_TABLE}') IS NOT NULL AS exists,
+  to_regclass('shared.ledger_counts') IS NOT NULL AS counted,
+  to_regclass('shared.tenant_pool') IS NOT NULL AS pool`;
 
 /**
  * The state of the whole fleet in one query, whatever the tenant count: per migration file, its

@@ -17,7 +17,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type pg from "pg";
-import { MIGRATION_LOCK_KEY } from "./ledger.ts";
+import { LEDGER_STATE_COLUMNS, MIGRATION_LOCK_KEY, type LedgerState } from "./ledger.ts";
 
 export const LOCK_TABLE = "shared.migration_lock";
 
@@ -74,7 +74,8 @@ export interface RunHolder {
 const KEY = String(MIGRATION_LOCK_KEY);
 const TRY_LOCK_SQL = `SELECT pg_try_advisory_xact_lock(${KEY}) AS locked,
   to_regclass('public.schema_migrations') IS NOT NULL AS initialized,
-  to_regclass('${LOCK_TABLE}') IS NOT NULL AS has_table`;
+  to_regclass('${LOCK_TABLE}') IS NOT NULL AS has_table,
+  ${LEDGER_STATE_COLUMNS}`;
 
 const HOLDER_SQL = `SELECT run_id AS "runId", host, pid,
   to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') AS "startedAt",
@@ -154,18 +155,28 @@ async function readHolder(client: pg.ClientBase): Promise<RunHolder | undefined>
  * BEGIN, the attempt at the advisory lock and the run's row, in one round trip; in three where
  * the lock table does not exist yet (`init`).
  */
-async function beginLocked(client: pg.ClientBase): Promise<{ locked: boolean; run: RunHolder | undefined }> {
+async function beginLocked(client: pg.ClientBase): Promise<{ locked: boolean; run: RunHolder | undefined; state: LedgerState }> {
   try {
     const results = (await client.query(`BEGIN; ${TRY_LOCK_SQL}; ${HOLDER_SQL}`)) as unknown as pg.QueryResult[];
-    return { locked: (results[1]!.rows[0] as { locked: boolean }).locked, run: results[2]!.rows[0] as RunHolder | undefined };
+    const row = results[1]!.rows[0] as LockRow;
+    return { locked: row.locked, run: results[2]!.rows[0] as RunHolder | undefined, state: ledgerStateOf(row) };
   } catch (error) {
     // undefined_table, invalid_schema_name: no lock table yet.
     if (!["42P01", "3F000"].includes(sqlstate(error) ?? "")) throw error;
     await client.query("ROLLBACK");
   }
   await client.query("BEGIN");
-  const { locked, has_table } = last(await client.query(TRY_LOCK_SQL)).rows[0] as { locked: boolean; has_table: boolean };
-  return { locked, run: has_table ? await readHolder(client) : undefined };
+  const row = last(await client.query(TRY_LOCK_SQL)).rows[0] as LockRow;
+  return { locked: row.locked, run: row.has_table ? await readHolder(client) : undefined, state: ledgerStateOf(row) };
+}
+
+interface LockRow extends LedgerState {
+  locked: boolean;
+  has_table: boolean;
+}
+
+function ledgerStateOf(row: LockRow): LedgerState {
+  return { exists: row.exists, counted: row.counted, pool: row.pool };
 }
 
 function isLive(holder: RunHolder | undefined): holder is RunHolder {
@@ -179,24 +190,25 @@ function last(result: unknown): pg.QueryResult {
 /**
  * One transaction of a tenant command under the migration lock: waits (up to `waitMs`) while a
  * tenant command holds the advisory lock or a live migration run holds the lock row, then runs
- * `work` and commits. `busy` turns the holder's description into the error to throw.
+ * `work` and commits. `work` is told the ledger's state, read with the lock. `busy` turns the
+ * holder's description into the error to throw.
  */
 export async function commandTransaction<T>(
   client: pg.ClientBase,
   waitMs: number,
-  work: () => Promise<T>,
+  work: (state: LedgerState) => Promise<T>,
   busy: (holder: string) => Error,
 ): Promise<T> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     let holder: string | undefined;
     try {
-      const { locked, run } = await beginLocked(client);
+      const { locked, run, state } = await beginLocked(client);
       // A run's row names the run, whether or not one of its transactions holds the lock now.
       if (isLive(run) || (run && !locked)) holder = `migration ${describeRun(run)}`;
       else if (!locked) holder = await describeXactHolder(client);
       if (holder === undefined) {
-        const result = await work();
+        const result = await work(state);
         await client.query("COMMIT");
         return result;
       }

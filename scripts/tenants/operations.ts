@@ -18,6 +18,7 @@ import {
   ledgerState,
   recordSql,
   type FleetSummaryRow,
+  type LedgerState,
 } from "../migrations/ledger.ts";
 
 /** A refused tenant command: one line for the user, and nothing changed. */
@@ -51,16 +52,18 @@ const LOCK_TIMEOUT_MS = 10_000;
  * through transaction-mode poolers), around `work`; waits a bounded time while another command
  * holds it or a migration run is in progress (migrations/lock.ts).
  */
-export async function lockedTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
+export async function lockedTransaction<T>(client: pg.Client, work: (state: LedgerState) => Promise<T>): Promise<T> {
   return commandTransaction(client, LOCK_TIMEOUT_MS, work, (holder) =>
     new TenantCommandError(`the migration lock is held by ${holder}; try again when it has finished`),
   );
 }
 
 async function requireInitialized(client: pg.Client): Promise<void> {
-  if (!(await ledgerExists(client))) {
-    throw new TenantCommandError("the database is not initialized: run `npm run tenants -- init` first");
-  }
+  if (!(await ledgerExists(client))) throw notInitializedError();
+}
+
+function notInitializedError(): TenantCommandError {
+  return new TenantCommandError("the database is not initialized: run `npm run tenants -- init` first");
 }
 
 /**
@@ -114,7 +117,8 @@ export async function createTenantSchema(
   migrations: MigrationSet["tenant"],
   roles: AppRoleOptions,
   before: string[] = [],
-): Promise<void> {
+  after: string[] = [],
+): Promise<pg.QueryResult> {
   const citus = await citusFor(client);
   const queries = [
     ...before,
@@ -122,9 +126,10 @@ export async function createTenantSchema(
     tenantCreationGrantSql(schema, roles),
     ...migrations.flatMap((m) => migrationQueries(m, schema, citus)),
     recordSql(client, migrations.map((migration) => ({ schema, migration }))),
+    ...after,
   ];
   try {
-    await sendQueries(client, queries, citus);
+    return await sendQueries(client, queries, citus);
   } catch (error) {
     throw appRoleMissingError(error, roles) ?? error;
   }
@@ -284,11 +289,11 @@ export async function createTenant(
   }
   const hosts = checkHosts(input.hosts);
 
-  const state = await ledgerState(client);
-  if (!state.exists) throw new TenantCommandError("the database is not initialized: run `npm run tenants -- init` first");
-  const usePool = input.usePool !== false && state.pool;
   let fromPool = false;
-  await lockedTransaction(client, async () => {
+  let info: TenantInfo | undefined;
+  await lockedTransaction(client, async (state) => {
+    if (!state.exists) throw notInitializedError();
+    const usePool = input.usePool !== false && state.pool;
     // Every check in one round trip: the head (O(1) in the fleet's size: counters kept with the
     // ledger, shared migration 0007_tenant_pool), the slug, the hosts' owners and quarantine, a
     // free pool slot (locked) and whether a freshly drawn schema name is unused.
@@ -327,9 +332,12 @@ export async function createTenant(
       return;
     }
     const schema = checks.candidate_free ? candidate : await unusedSchemaName(client);
-    await createTenantSchema(client, schema, migrations.tenant, roles, [forget, registerTenantSql(client, { slug: input.slug, name, schema, hosts })]);
+    const created = await createTenantSchema(client, schema, migrations.tenant, roles, [forget, registerTenantSql(client, { slug: input.slug, name, schema, hosts })], [
+      `${TENANT_INFO_SQL} WHERE t.slug = ${client.escapeLiteral(input.slug)}`,
+    ]);
+    info = created.rows[0] as TenantInfo;
   });
-  const info = (await client.query<TenantInfo>(`${TENANT_INFO_SQL} WHERE t.slug = $1`, [input.slug])).rows[0]!;
+  info ??= (await client.query<TenantInfo>(`${TENANT_INFO_SQL} WHERE t.slug = $1`, [input.slug])).rows[0]!;
   return { ...info, fromPool };
 }
 
