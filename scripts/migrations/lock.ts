@@ -152,18 +152,23 @@ async function readHolder(client: pg.ClientBase): Promise<RunHolder | undefined>
 }
 
 /**
- * BEGIN, the attempt at the advisory lock and the run's row, in one round trip; in three where
- * the lock table does not exist yet (`init`).
+ * BEGIN, the attempt at the advisory lock and the run's row, in one round trip when the caller
+ * expects the lock table (`lockTable`); else, or when it turns out to be missing, in three.
  */
-async function beginLocked(client: pg.ClientBase): Promise<{ locked: boolean; run: RunHolder | undefined; state: LedgerState }> {
-  try {
-    const results = (await client.query(`BEGIN; ${TRY_LOCK_SQL}; ${HOLDER_SQL}`)) as unknown as pg.QueryResult[];
-    const row = results[1]!.rows[0] as LockRow;
-    return { locked: row.locked, run: results[2]!.rows[0] as RunHolder | undefined, state: ledgerStateOf(row) };
-  } catch (error) {
-    // undefined_table, invalid_schema_name: no lock table yet.
-    if (!["42P01", "3F000"].includes(sqlstate(error) ?? "")) throw error;
-    await client.query("ROLLBACK");
+async function beginLocked(
+  client: pg.ClientBase,
+  lockTable: boolean,
+): Promise<{ locked: boolean; run: RunHolder | undefined; state: LedgerState }> {
+  if (lockTable) {
+    try {
+      const results = (await client.query(`BEGIN; ${TRY_LOCK_SQL}; ${HOLDER_SQL}`)) as unknown as pg.QueryResult[];
+      const row = results[1]!.rows[0] as LockRow;
+      return { locked: row.locked, run: results[2]!.rows[0] as RunHolder | undefined, state: ledgerStateOf(row) };
+    } catch (error) {
+      // undefined_table, invalid_schema_name: no lock table yet.
+      if (!["42P01", "3F000"].includes(sqlstate(error) ?? "")) throw error;
+      await client.query("ROLLBACK");
+    }
   }
   await client.query("BEGIN");
   const row = last(await client.query(TRY_LOCK_SQL)).rows[0] as LockRow;
@@ -191,19 +196,21 @@ function last(result: unknown): pg.QueryResult {
  * One transaction of a tenant command under the migration lock: waits (up to `waitMs`) while a
  * tenant command holds the advisory lock or a live migration run holds the lock row, then runs
  * `work` and commits. `work` is told the ledger's state, read with the lock. `busy` turns the
- * holder's description into the error to throw.
+ * holder's description into the error to throw. `lockTable`: false for a command on a database
+ * not initialized yet (init, adopt), which has no lock table to read in the same round trip.
  */
 export async function commandTransaction<T>(
   client: pg.ClientBase,
   waitMs: number,
   work: (state: LedgerState) => Promise<T>,
   busy: (holder: string) => Error,
+  lockTable = true,
 ): Promise<T> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     let holder: string | undefined;
     try {
-      const { locked, run, state } = await beginLocked(client);
+      const { locked, run, state } = await beginLocked(client, lockTable);
       // A run's row names the run, whether or not one of its transactions holds the lock now.
       if (isLive(run) || (run && !locked)) holder = `migration ${describeRun(run)}`;
       else if (!locked) holder = await describeXactHolder(client);

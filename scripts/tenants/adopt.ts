@@ -712,7 +712,7 @@ export async function adopt(client: pg.Client, migrations: MigrationSet, input: 
         await referenceSharedTables(client);
       }
       grants = await applyAppRole(client, { appRole: input.appRole, appPassword: input.appPassword });
-    });
+    }, { beforeInit: true });
   } catch (error) {
     if (error instanceof DryRunDone) return { plan: error.plan, applied: false };
     if ((error as { code?: string }).code === "55P03") {

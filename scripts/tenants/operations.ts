@@ -4,9 +4,9 @@ import { createHash, randomBytes } from "node:crypto";
 import type pg from "pg";
 import { hostError, newTenantSchemaName, normalizeHost, quoteIdent, slugError } from "../../src/tenancy/naming.ts";
 import { applyAppRole, appRoleMissingError, tenantCreationGrantSql, type AppRoleOptions } from "../db/roles.ts";
-import { CREATE_LOCK_TABLE_SQL, commandTransaction } from "../migrations/lock.ts";
+import { CREATE_LOCK_TABLE_SQL, commandTransaction, sqlstate } from "../migrations/lock.ts";
 import { STALENESS_BOUND_SECONDS } from "./staleness.ts";
-import { OLDEST_FREE_SLOT_SQL, claimPickedSlot, requireSummaryAtHead } from "./pool.ts";
+import { OLDEST_FREE_SLOT_SQL, claimPickedSlot, requireAtHead, requireSummaryAtHead } from "./pool.ts";
 import { migrationQueries, type MigrationSet } from "../migrations/files.ts";
 import { SHARED_SHARDING_OFF_SQL, citusFor, createTenantSchemaQueries, referenceSharedTables, sendQueries } from "../db/citus.ts";
 import {
@@ -15,7 +15,6 @@ import {
   fleetSummaryOf,
   fleetSummarySql,
   ledgerExists,
-  ledgerState,
   recordSql,
   type FleetSummaryRow,
   type LedgerState,
@@ -52,9 +51,17 @@ const LOCK_TIMEOUT_MS = 10_000;
  * through transaction-mode poolers), around `work`; waits a bounded time while another command
  * holds it or a migration run is in progress (migrations/lock.ts).
  */
-export async function lockedTransaction<T>(client: pg.Client, work: (state: LedgerState) => Promise<T>): Promise<T> {
-  return commandTransaction(client, LOCK_TIMEOUT_MS, work, (holder) =>
-    new TenantCommandError(`the migration lock is held by ${holder}; try again when it has finished`),
+export async function lockedTransaction<T>(
+  client: pg.Client,
+  work: (state: LedgerState) => Promise<T>,
+  options: { beforeInit?: boolean } = {},
+): Promise<T> {
+  return commandTransaction(
+    client,
+    LOCK_TIMEOUT_MS,
+    work,
+    (holder) => new TenantCommandError(`the migration lock is held by ${holder}; try again when it has finished`),
+    !options.beforeInit,
   );
 }
 
@@ -89,7 +96,7 @@ export async function initDatabase(client: pg.Client, migrations: MigrationSet, 
     await createCatalog(client, migrations);
     await applyAppRole(client, roles);
     return true;
-  });
+  }, { beforeInit: true });
 }
 
 /** Inside init's (or adopt's) transaction: the ledger, schema `shared` at head and the lock table. */
@@ -291,7 +298,7 @@ export async function createTenant(
 
   let fromPool = false;
   let info: TenantInfo | undefined;
-  await lockedTransaction(client, async (state) => {
+  const creation = lockedTransaction(client, async (state) => {
     if (!state.exists) throw notInitializedError();
     const usePool = input.usePool !== false && state.pool;
     // Every check in one round trip: the head (O(1) in the fleet's size: counters kept with the
@@ -337,6 +344,16 @@ export async function createTenant(
     ]);
     info = created.rows[0] as TenantInfo;
   });
+  try {
+    await creation;
+  } catch (error) {
+    // A database behind head may lack a table the checks read (shared.deleted_tenants before shared
+    // migration 0008): then the refusal names the pending migrations, as the head check would.
+    if (["42P01", "42703"].includes(sqlstate(error) ?? "")) {
+      await lockedTransaction(client, () => requireAtHead(client, migrations, "create the tenant"));
+    }
+    throw error;
+  }
   info ??= (await client.query<TenantInfo>(`${TENANT_INFO_SQL} WHERE t.slug = $1`, [input.slug])).rows[0]!;
   return { ...info, fromPool };
 }

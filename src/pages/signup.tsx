@@ -185,19 +185,11 @@ export async function signUp(c: Context<AppEnv>, apex: string): Promise<Response
   }
 
   const config = c.var.config;
-  const preCheck = () => queryRows(config, { text: PRE_CHECK_SQL, params: [slug, host, QUARANTINE_SECONDS] }) as Promise<PreCheck[]>;
-  // The first pre-check is sent before hashing, so that its round trip overlaps the hash. The hash
-  // holds the isolate's thread until it is done, so the event loop is given one turn first to send
-  // the query (without it, the query leaves only after the hash).
-  let firstCheck: Promise<PreCheck[]> | undefined = preCheck();
-  firstCheck.catch(() => {}); // awaited below; a failure while hashing is not unhandled
-  await new Promise((resolve) => setTimeout(resolve, 0));
   // Slow on purpose (PBKDF2): done before the transaction, so the claim stays short.
   const hashed = await hashPassword(admin.data.password);
   let claimed: { id: number; schema: string; userId: number; token: string } | undefined;
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !claimed; attempt++) {
-    const [check] = await (firstCheck ?? preCheck());
-    firstCheck = undefined;
+    const [check] = (await queryRows(config, { text: PRE_CHECK_SQL, params: [slug, host, QUARANTINE_SECONDS] })) as PreCheck[];
     const taken = conflict(check!, slug, host);
     if (taken) return refuse(c, apex, taken, values);
     if (!check!.slot) {

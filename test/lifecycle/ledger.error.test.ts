@@ -134,6 +134,29 @@ describe("tenants create while the database is behind head", () => {
     expect(rows.map((x) => x.migration)).toEqual(["0000_init", "0001_item_status", "0002_user_role", tag]);
   });
 
+  it("a database from before a shared table the checks read (shared/0008_tenant_retention) is refused by name, not with an SQL error", async () => {
+    const databaseUrl = await freshDatabase("ledger_behind_retention");
+    const client = await connectTo(databaseUrl);
+    const older = fixtureMigrations({ shared: 8 });
+    const init = await tenantsCli({ databaseUrl, migrationsDir: older }, "init");
+    expect(init.code, show(init)).toBe(0);
+    const before = await databaseState(client);
+    const migrationsDir = fixtureMigrations();
+    for (const args of [[], ["--no-pool"]]) {
+      const r = await tenantsCli({ databaseUrl, migrationsDir }, "create", "initech", "--name", "Initech", "--host", "initech.example.com", ...args);
+      expect(r.code, show(r)).toBe(1);
+      expect(r.stderr.trim()).toBe(
+        "error: the database is not at head (pending: shared/0008_tenant_retention): run `npm run migrate` first, then create the tenant",
+      );
+    }
+    expect(await databaseState(client)).toEqual(before);
+    // Migrated, the same command succeeds.
+    const m = await migrateCli({ databaseUrl, migrationsDir });
+    expect(m.code, show(m)).toBe(0);
+    const ok = await tenantsCli({ databaseUrl, migrationsDir }, "create", "initech", "--name", "Initech", "--host", "initech.example.com");
+    expect(ok.code, show(ok)).toBe(0);
+  });
+
   it("a pending shared migration refuses create too", async () => {
     const { databaseUrl, client } = await initialized("ledger_behind_shared", ["acme"]);
     const migrationsDir = fixtureMigrations();
