@@ -73,7 +73,6 @@ export interface RunHolder {
 
 const KEY = String(MIGRATION_LOCK_KEY);
 const TRY_LOCK_SQL = `SELECT pg_try_advisory_xact_lock(${KEY}) AS locked,
-  to_regclass('public.schema_migrations') IS NOT NULL AS initialized,
   to_regclass('${LOCK_TABLE}') IS NOT NULL AS has_table,
   ${LEDGER_STATE_COLUMNS}`;
 
@@ -163,7 +162,7 @@ async function beginLocked(
     try {
       const results = (await client.query(`BEGIN; ${TRY_LOCK_SQL}; ${HOLDER_SQL}`)) as unknown as pg.QueryResult[];
       const row = results[1]!.rows[0] as LockRow;
-      return { locked: row.locked, run: results[2]!.rows[0] as RunHolder | undefined, state: ledgerStateOf(row) };
+      return { locked: row.locked, run: results[2]!.rows[0] as RunHolder | undefined, state: row };
     } catch (error) {
       // undefined_table, invalid_schema_name: no lock table yet.
       if (!["42P01", "3F000"].includes(sqlstate(error) ?? "")) throw error;
@@ -172,16 +171,12 @@ async function beginLocked(
   }
   await client.query("BEGIN");
   const row = last(await client.query(TRY_LOCK_SQL)).rows[0] as LockRow;
-  return { locked: row.locked, run: row.has_table ? await readHolder(client) : undefined, state: ledgerStateOf(row) };
+  return { locked: row.locked, run: row.has_table ? await readHolder(client) : undefined, state: row };
 }
 
 interface LockRow extends LedgerState {
   locked: boolean;
   has_table: boolean;
-}
-
-function ledgerStateOf(row: LockRow): LedgerState {
-  return { exists: row.exists, counted: row.counted, pool: row.pool };
 }
 
 function isLive(holder: RunHolder | undefined): holder is RunHolder {
@@ -280,12 +275,8 @@ export class RunLock {
       this.inTransaction = true;
       let holder: string | undefined;
       try {
-        const state = last(await this.client.query(this.beginSql(TRY_LOCK_SQL))).rows[0] as {
-          locked: boolean;
-          initialized: boolean;
-          has_table: boolean;
-        };
-        if (!state.initialized) throw notInitialized();
+        const state = last(await this.client.query(this.beginSql(TRY_LOCK_SQL))).rows[0] as LockRow;
+        if (!state.exists) throw notInitialized();
         // A run's row names the run, whether or not one of its transactions holds the lock now.
         const run = state.has_table ? await readHolder(this.client) : undefined;
         // (A run inside a long transaction has an old heartbeat but holds the advisory lock.)

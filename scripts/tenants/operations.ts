@@ -245,6 +245,11 @@ function schemaNameFreeSql(name: string): string {
                       UNION ALL SELECT 1 FROM pg_namespace WHERE nspname = ${name})`;
 }
 
+/** `values` as an SQL text[] literal, each escaped by the client. */
+function textArrayLiteral(client: pg.Client, values: string[]): string {
+  return `ARRAY[${values.map((v) => client.escapeLiteral(v)).join(", ")}]::text[]`;
+}
+
 /**
  * One statement (literals escaped by the client) that inserts the catalog rows of a tenant whose
  * schema is `schema`: the tenant, its registry row and its hosts, the first one primary.
@@ -254,7 +259,7 @@ export function registerTenantSql(
   tenant: { slug: string; name: string; schema: string; hosts: string[] },
 ): string {
   const schema = client.escapeLiteral(tenant.schema);
-  const hosts = `ARRAY[${tenant.hosts.map((h) => client.escapeLiteral(h)).join(", ")}]::text[]`;
+  const hosts = textArrayLiteral(client, tenant.hosts);
   // One statement: the registry row and the tenant row reference each other.
   return `WITH t AS (INSERT INTO shared.tenants (slug, name, schema_name)
                   VALUES (${client.escapeLiteral(tenant.slug)}, ${client.escapeLiteral(tenant.name)}, ${schema}) RETURNING id),
@@ -331,7 +336,7 @@ export async function createTenant(
       input.onForced?.(checks.quarantined);
     }
     // The hosts are attached now: their release is forgotten.
-    const forget = `DELETE FROM shared.released_hosts WHERE host = ANY(ARRAY[${hosts.map((h) => client.escapeLiteral(h)).join(", ")}]::text[]);`;
+    const forget = `DELETE FROM shared.released_hosts WHERE host = ANY(${textArrayLiteral(client, hosts)});`;
     if (checks.slot) {
       await client.query(forget);
       await claimPickedSlot(client, checks.slot, { slug: input.slug, name, hosts });
@@ -354,7 +359,7 @@ export async function createTenant(
     }
     throw error;
   }
-  info ??= (await client.query<TenantInfo>(`${TENANT_INFO_SQL} WHERE t.slug = $1`, [input.slug])).rows[0]!;
+  info ??= (await readTenantInfo(client, input.slug))!;
   return { ...info, fromPool };
 }
 
@@ -401,6 +406,10 @@ export async function listTenants(client: pg.Client): Promise<TenantInfo[]> {
 
 export async function showTenant(client: pg.Client, slug: string): Promise<TenantInfo | undefined> {
   await requireInitialized(client);
+  return readTenantInfo(client, slug);
+}
+
+async function readTenantInfo(client: pg.Client, slug: string): Promise<TenantInfo | undefined> {
   return (await client.query<TenantInfo>(`${TENANT_INFO_SQL} WHERE t.slug = $1`, [slug])).rows[0];
 }
 
